@@ -1,0 +1,5 @@
+//! `sendconnector-operator`: keeps OVHcloud Exchange send connectors and the mailboxes that use
+//! them equal to Kubernetes resources.
+pub mod ovh;
+pub mod simulator;
+pub mod telemetry;
