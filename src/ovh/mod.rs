@@ -1,0 +1,11 @@
+//! The OVH API: endpoints, credentials, request signing, the HTTP client (budget, retries,
+//! errors) and the typed `/email/exchange` calls the operator makes.
+pub mod credentials;
+pub mod endpoint;
+pub mod model;
+pub mod secret;
+pub mod signing;
+
+pub use credentials::{Auth, Credentials, CredentialsError};
+pub use endpoint::Endpoint;
+pub use secret::SecretString;
