@@ -9,3 +9,13 @@ pub mod signing;
 pub use credentials::{Auth, Credentials, CredentialsError};
 pub use endpoint::Endpoint;
 pub use secret::SecretString;
+pub mod budget;
+pub mod client;
+pub mod error;
+pub mod exchange;
+pub mod retry;
+
+pub use budget::{Budget, BudgetRegistry, BudgetSettings};
+pub use client::{ClientOptions, OvhClient};
+pub use error::{ApiError, OvhError};
+pub use exchange::{ExchangeApi, ExchangeClient};

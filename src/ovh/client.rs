@@ -1,0 +1,594 @@
+//! The HTTP client for the OVH API: authentication (signatures with a server-time offset, or
+//! OAuth2 bearer tokens), the shared request budget, retries and error decoding.
+//!
+//! Every request goes through [`OvhClient::execute`]. Request bodies may hold passwords, so
+//! bodies are never logged; log lines carry the method, the route template, the status and the
+//! `X-Ovh-QueryID` only.
+use super::budget::Budget;
+use super::credentials::{Auth, Credentials};
+use super::error::{ApiError, OvhError, TransportKind};
+use super::model::ErrorBody;
+use super::retry::RetryPolicy;
+use super::secret::SecretString;
+use super::signing;
+use bytes::Bytes;
+use reqwest::Method;
+use reqwest::header::HeaderMap;
+use serde::de::DeserializeOwned;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+/// Settings of one client.
+#[derive(Clone, Debug)]
+pub struct ClientOptions {
+    /// Time allowed for one attempt (connection, request and answer).
+    pub timeout: Duration,
+    pub retry: RetryPolicy,
+    pub user_agent: String,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(30),
+            retry: RetryPolicy::default(),
+            user_agent: concat!("sendconnector-operator/", env!("CARGO_PKG_VERSION")).to_owned(),
+        }
+    }
+}
+
+/// One request to make: the concrete path and the route template it came from (for logs,
+/// metrics and errors, where ids and addresses would only add noise).
+#[derive(Clone, Debug)]
+pub struct Call {
+    pub method: Method,
+    pub route: &'static str,
+    /// Path below the endpoint's base URL, already percent-encoded, e.g. `/auth/time`.
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    /// The exact JSON bytes to send; never printed.
+    pub body: Option<Bytes>,
+    pub headers: Vec<(&'static str, String)>,
+    /// Unauthenticated calls (`/auth/time`) carry no signature.
+    pub signed: bool,
+}
+
+impl Call {
+    pub fn new(method: Method, route: &'static str, path: impl Into<String>) -> Self {
+        Self {
+            method,
+            route,
+            path: path.into(),
+            query: Vec::new(),
+            body: None,
+            headers: Vec::new(),
+            signed: true,
+        }
+    }
+
+    pub fn json_body<T: serde::Serialize>(mut self, body: &T) -> Result<Self, OvhError> {
+        let bytes = serde_json::to_vec(body)
+            .map_err(|e| OvhError::Setup(format!("cannot encode request body: {e}")))?;
+        self.body = Some(Bytes::from(bytes));
+        Ok(self)
+    }
+
+    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    pub fn query(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.query.push((name.to_owned(), value.into()));
+        self
+    }
+}
+
+/// A successful answer.
+#[derive(Clone, Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub query_id: Option<String>,
+}
+
+impl Reply {
+    /// Decodes the JSON body. OVH answers `void` with `null`, an empty body or a 204, which
+    /// all decode as `()` or `Option::None`.
+    pub fn json<T: DeserializeOwned>(&self, call: &Call) -> Result<T, OvhError> {
+        let body: &[u8] = if self.body.iter().all(u8::is_ascii_whitespace) {
+            b"null"
+        } else {
+            &self.body
+        };
+        serde_json::from_slice(body).map_err(|e| OvhError::Decode {
+            method: call.method.to_string(),
+            route: call.route.to_owned(),
+            status: self.status,
+            message: e.to_string(),
+        })
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+struct CachedToken {
+    value: SecretString,
+    refresh_at: Instant,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    credentials: Credentials,
+    budget: Arc<Budget>,
+    options: ClientOptions,
+    /// Server time minus local time, in seconds, once read from `/auth/time`.
+    time_offset: Mutex<Option<i64>>,
+    token: Mutex<Option<CachedToken>>,
+}
+
+/// A client for one set of credentials. Cheap to clone; clones share the connection pool,
+/// the clock offset, the token and the budget.
+#[derive(Clone)]
+pub struct OvhClient {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for OvhClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OvhClient")
+            .field("credentials", &self.inner.credentials)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Makes sure rustls has its crypto provider before any TLS client is built.
+pub fn install_crypto_provider() {
+    // Fails only when a provider is already installed, which is what we want anyway.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+impl OvhClient {
+    pub fn new(
+        credentials: Credentials,
+        budget: Arc<Budget>,
+        options: ClientOptions,
+    ) -> Result<Self, OvhError> {
+        install_crypto_provider();
+        let http = reqwest::Client::builder()
+            .timeout(options.timeout)
+            .connect_timeout(options.timeout.min(Duration::from_secs(10)))
+            .user_agent(options.user_agent.clone())
+            .build()
+            .map_err(|e| OvhError::Setup(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                http,
+                credentials,
+                budget,
+                options,
+                time_offset: Mutex::new(None),
+                token: Mutex::new(None),
+            }),
+        })
+    }
+
+    pub fn credentials(&self) -> &Credentials {
+        &self.inner.credentials
+    }
+
+    pub fn budget(&self) -> &Arc<Budget> {
+        &self.inner.budget
+    }
+
+    /// Sends a call and decodes its JSON answer.
+    pub async fn call<T: DeserializeOwned>(&self, call: &Call) -> Result<T, OvhError> {
+        self.execute(call).await?.json(call)
+    }
+
+    /// Sends a call under the budget, retrying what may be retried, and returns the answer or
+    /// the classified error.
+    ///
+    /// Retries: GET, PUT and DELETE on 408/429/5xx/busy and transport errors, with backoff and
+    /// `Retry-After`; a POST never, since a lost answer may hide an applied change (the
+    /// reconciler finds out by reading). Any call answered with a clock or signature error is
+    /// repeated once after re-reading `/auth/time`: OVH refused it before acting on it.
+    pub async fn execute(&self, call: &Call) -> Result<Reply, OvhError> {
+        let mut retries = 0;
+        let mut clock_reread = false;
+        let mut token_renewed = false;
+        loop {
+            let waited = self.inner.budget.acquire().await;
+            let started = Instant::now();
+            let result = self.attempt(call).await;
+            let elapsed = started.elapsed();
+            let error = match result {
+                Ok(reply) => {
+                    tracing::debug!(
+                        method = %call.method, route = call.route, status = reply.status,
+                        query_id = reply.query_id.as_deref().unwrap_or(""),
+                        elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+                        budget_wait_ms = u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
+                        "OVH request"
+                    );
+                    return Ok(reply);
+                }
+                Err(e) => e,
+            };
+            tracing::debug!(
+                method = %call.method, route = call.route, status = error.status(), category = error.category(),
+                query_id = error.query_id().unwrap_or(""), retries, "OVH request failed"
+            );
+            if let OvhError::Api(api) = &error {
+                if call.signed && !clock_reread && api.is_clock_or_signature() && self.is_signing()
+                {
+                    clock_reread = true;
+                    *self.inner.time_offset.lock().await = None;
+                    continue;
+                }
+                if api.status == 401 && !token_renewed && self.is_oauth2() {
+                    token_renewed = true;
+                    *self.inner.token.lock().await = None;
+                    continue;
+                }
+            }
+            if call.method == Method::POST || !error.is_retryable() {
+                return Err(error);
+            }
+            let Some(delay) =
+                self.inner
+                    .options
+                    .retry
+                    .delay(retries, error.retry_after(), rand::random::<f64>())
+            else {
+                return Err(error);
+            };
+            retries += 1;
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    fn is_signing(&self) -> bool {
+        matches!(self.inner.credentials.auth, Auth::Application { .. })
+    }
+
+    fn is_oauth2(&self) -> bool {
+        matches!(self.inner.credentials.auth, Auth::OAuth2 { .. })
+    }
+
+    async fn attempt(&self, call: &Call) -> Result<Reply, OvhError> {
+        let mut url = reqwest::Url::parse(&self.inner.credentials.endpoint.url_for(&call.path))
+            .map_err(|e| OvhError::Setup(format!("invalid URL for {}: {e}", call.route)))?;
+        if !call.query.is_empty() {
+            url.query_pairs_mut()
+                .extend_pairs(call.query.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        }
+        let mut request = self
+            .inner
+            .http
+            .request(call.method.clone(), url.clone())
+            .header("Accept", "application/json");
+        for (name, value) in &call.headers {
+            request = request.header(*name, value);
+        }
+        if let Some(body) = &call.body {
+            request = request
+                .header("Content-Type", "application/json")
+                .body(body.clone());
+        }
+        if call.signed {
+            match &self.inner.credentials.auth {
+                Auth::Application {
+                    application_key,
+                    application_secret,
+                    consumer_key,
+                } => {
+                    let timestamp = self.server_time().await?;
+                    // The signed URL is the one reqwest sends: `url` after the `Url` parser's
+                    // normalisation, query string included.
+                    let body = call.body.as_deref().unwrap_or_default();
+                    let signature = signing::signature(
+                        application_secret.expose(),
+                        consumer_key.expose(),
+                        call.method.as_str(),
+                        url.as_str(),
+                        body,
+                        timestamp,
+                    );
+                    request = request
+                        .header("X-Ovh-Application", application_key)
+                        .header("X-Ovh-Consumer", consumer_key.expose())
+                        .header("X-Ovh-Timestamp", timestamp.to_string())
+                        .header("X-Ovh-Signature", signature);
+                }
+                Auth::OAuth2 { .. } => {
+                    let token = self.bearer_token().await?;
+                    request = request.header("Authorization", format!("Bearer {}", token.expose()));
+                }
+            }
+        } else if let Auth::Application {
+            application_key, ..
+        } = &self.inner.credentials.auth
+        {
+            request = request.header("X-Ovh-Application", application_key);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| transport_error(call, &e))?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| transport_error(call, &e))?;
+        let query_id = headers
+            .get("x-ovh-queryid")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        if status >= 400 {
+            return Err(OvhError::Api(api_error(
+                call, status, &headers, &body, query_id,
+            )));
+        }
+        Ok(Reply {
+            status,
+            headers,
+            body,
+            query_id,
+        })
+    }
+
+    /// The current OVH server time, from the local clock and the offset read once from
+    /// `GET /auth/time` (read again after a clock or signature error).
+    async fn server_time(&self) -> Result<i64, OvhError> {
+        let mut offset = self.inner.time_offset.lock().await;
+        let local = unix_now();
+        if let Some(o) = *offset {
+            return Ok(local + o);
+        }
+        let server = self.fetch_server_time().await?;
+        let local = unix_now();
+        let o = server - local;
+        if o.abs() > 1 {
+            tracing::info!(
+                offset_seconds = o,
+                "local clock differs from OVH's; using OVH's time for signatures"
+            );
+        }
+        *offset = Some(o);
+        Ok(local + o)
+    }
+
+    /// `GET /auth/time`: a bare integer, unauthenticated.
+    async fn fetch_server_time(&self) -> Result<i64, OvhError> {
+        let call = Call {
+            signed: false,
+            ..Call::new(Method::GET, "/auth/time", "/auth/time")
+        };
+        let url = self.inner.credentials.endpoint.url_for(&call.path);
+        let response = self
+            .inner
+            .http
+            .get(url)
+            .header("Accept", "application/json")
+            .send()
+            .await
+            .map_err(|e| transport_error(&call, &e))?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| transport_error(&call, &e))?;
+        let query_id = headers
+            .get("x-ovh-queryid")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        if status >= 400 {
+            return Err(OvhError::Api(api_error(
+                &call, status, &headers, &body, query_id,
+            )));
+        }
+        Reply {
+            status,
+            headers,
+            body,
+            query_id,
+        }
+        .json(&call)
+    }
+
+    /// An OAuth2 access token, fetched with the client-credentials flow and renewed a minute
+    /// (or a tenth of its lifetime) before it expires.
+    async fn bearer_token(&self) -> Result<SecretString, OvhError> {
+        let Auth::OAuth2 {
+            client_id,
+            client_secret,
+        } = &self.inner.credentials.auth
+        else {
+            return Err(OvhError::Setup("not OAuth2 credentials".into()));
+        };
+        let mut cached = self.inner.token.lock().await;
+        if let Some(t) = cached.as_ref().filter(|t| Instant::now() < t.refresh_at) {
+            return Ok(t.value.clone());
+        }
+        let token_url = self.inner.credentials.endpoint.token_url().ok_or_else(|| {
+            OvhError::Setup(format!(
+                "OAuth2 is not offered by endpoint {}",
+                self.inner.credentials.endpoint
+            ))
+        })?;
+        #[derive(serde::Deserialize)]
+        struct TokenReply {
+            access_token: SecretString,
+            #[serde(default)]
+            expires_in: Option<u64>,
+        }
+        #[derive(serde::Deserialize, Default)]
+        struct TokenError {
+            #[serde(default)]
+            error: String,
+            #[serde(default)]
+            error_description: String,
+        }
+        let form = [
+            ("grant_type", "client_credentials"),
+            ("client_id", client_id.as_str()),
+            ("client_secret", client_secret.expose()),
+            ("scope", "all"),
+        ];
+        let response = self
+            .inner
+            .http
+            .post(token_url.clone())
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| OvhError::Token {
+                status: None,
+                message: format!("{}: {}", classify_transport(&e), error_chain(&e)),
+            })?;
+        let status = response.status().as_u16();
+        let body = response.bytes().await.map_err(|e| OvhError::Token {
+            status: Some(status),
+            message: error_chain(&e),
+        })?;
+        if status >= 400 {
+            let e: TokenError = serde_json::from_slice(&body).unwrap_or_default();
+            let message = if e.error.is_empty() {
+                snippet(&body)
+            } else {
+                format!("{}: {}", e.error, e.error_description)
+            };
+            return Err(OvhError::Token {
+                status: Some(status),
+                message,
+            });
+        }
+        let reply: TokenReply = serde_json::from_slice(&body).map_err(|e| OvhError::Token {
+            status: Some(status),
+            message: format!("unreadable token answer: {e}"),
+        })?;
+        let lifetime = Duration::from_secs(reply.expires_in.unwrap_or(3600));
+        let margin = (lifetime / 10).min(Duration::from_secs(60));
+        *cached = Some(CachedToken {
+            value: reply.access_token.clone(),
+            refresh_at: Instant::now() + lifetime - margin,
+        });
+        Ok(reply.access_token)
+    }
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+fn classify_transport(e: &reqwest::Error) -> TransportKind {
+    if e.is_timeout() {
+        TransportKind::Timeout
+    } else if e.is_connect() {
+        TransportKind::Connect
+    } else if e.is_request() || e.is_body() || e.is_decode() {
+        TransportKind::Interrupted
+    } else {
+        TransportKind::Other
+    }
+}
+
+/// reqwest's message with its causes ("error sending request: connection closed …").
+fn error_chain(e: &reqwest::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        parts.push(s.to_string());
+        source = s.source();
+    }
+    parts.dedup();
+    parts.join(": ")
+}
+
+fn transport_error(call: &Call, e: &reqwest::Error) -> OvhError {
+    OvhError::Transport {
+        method: call.method.to_string(),
+        route: call.route.to_owned(),
+        kind: classify_transport(e),
+        message: error_chain(e),
+    }
+}
+
+fn api_error(
+    call: &Call,
+    status: u16,
+    headers: &HeaderMap,
+    body: &[u8],
+    query_id: Option<String>,
+) -> ApiError {
+    let parsed: Option<ErrorBody> = serde_json::from_slice(body).ok();
+    let (class, message, error_code) = match parsed {
+        Some(b) if !b.message.is_empty() || b.class.is_some() => (b.class, b.message, b.error_code),
+        // Overloaded front ends answer HTML (e.g. a 408 page): keep a short, readable excerpt.
+        _ => (None, snippet(body), None),
+    };
+    let retry_after = headers
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    ApiError {
+        method: call.method.to_string(),
+        route: call.route.to_owned(),
+        status,
+        class,
+        message,
+        error_code,
+        query_id,
+        retry_after,
+    }
+}
+
+/// The start of a non-JSON body as one line of text, tags removed.
+fn snippet(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let mut out = String::new();
+    let mut in_tag = false;
+    for c in text.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => {
+                in_tag = false;
+                out.push(' ');
+            }
+            c if !in_tag => out.push(if c.is_whitespace() { ' ' } else { c }),
+            _ => {}
+        }
+    }
+    let words: Vec<&str> = out.split_whitespace().collect();
+    let line = words.join(" ");
+    if line.chars().count() > 200 {
+        format!("{}…", line.chars().take(200).collect::<String>())
+    } else {
+        line
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn html_bodies_become_one_readable_line() {
+        let body = b"<html><body><h1>408 Request Time-out</h1>\nYour browser didn't send a complete request in time.\n</body></html>\n";
+        assert_eq!(
+            snippet(body),
+            "408 Request Time-out Your browser didn't send a complete request in time."
+        );
+    }
+}
