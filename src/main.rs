@@ -1,1 +1,12 @@
-fn main() {}
+use clap::Parser;
+use sendconnector_operator::cli::{Cli, Command};
+use sendconnector_operator::{simulator, telemetry};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    telemetry::init(cli.log_format, &cli.log_level);
+    match cli.command {
+        Command::Simulator(args) => simulator::run(args).await,
+    }
+}

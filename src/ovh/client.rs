@@ -302,13 +302,16 @@ impl OvhClient {
                     );
                     request = request
                         .header("X-Ovh-Application", application_key)
-                        .header("X-Ovh-Consumer", consumer_key.expose())
+                        .header("X-Ovh-Consumer", sensitive(consumer_key.expose())?)
                         .header("X-Ovh-Timestamp", timestamp.to_string())
-                        .header("X-Ovh-Signature", signature);
+                        .header("X-Ovh-Signature", sensitive(&signature)?);
                 }
                 Auth::OAuth2 { .. } => {
                     let token = self.bearer_token().await?;
-                    request = request.header("Authorization", format!("Bearer {}", token.expose()));
+                    request = request.header(
+                        "Authorization",
+                        sensitive(&format!("Bearer {}", token.expose()))?,
+                    );
                 }
             }
         } else if let Auth::Application {
@@ -483,6 +486,15 @@ impl OvhClient {
         });
         Ok(reply.access_token)
     }
+}
+
+/// A header value that HTTP libraries print as `Sensitive`, whatever their log level.
+fn sensitive(value: &str) -> Result<reqwest::header::HeaderValue, OvhError> {
+    let mut v = reqwest::header::HeaderValue::from_str(value).map_err(|_| {
+        OvhError::Setup("a credential holds characters not allowed in an HTTP header".into())
+    })?;
+    v.set_sensitive(true);
+    Ok(v)
 }
 
 fn unix_now() -> i64 {

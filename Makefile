@@ -1,0 +1,21 @@
+# Thin aliases: the real commands live in scripts/ and Cargo.
+.PHONY: test lint fmt build simulator tools
+
+test:
+	./scripts/test
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --all-targets -- -D warnings
+
+fmt:
+	cargo fmt --all
+
+build:
+	cargo build --release
+
+simulator:
+	cargo run --release -- simulator --seed examples/simulator-seed.yaml
+
+tools:
+	./scripts/install-test-tools

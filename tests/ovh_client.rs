@@ -1,0 +1,820 @@
+//! The OVH client against the simulator over real HTTP: every typed call of the guide, the
+//! bulk reads and their fallbacks, retries, the clock offset, OAuth2 and error classification.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use sendconnector_operator::ovh::model::{
+    AuthMechanism, ChangeAuthentication, NewSendConnector, SendConnectorUpdate, TaskStatus,
+};
+use sendconnector_operator::ovh::retry::RetryPolicy;
+use sendconnector_operator::ovh::{
+    Budget, BudgetSettings, ClientOptions, Credentials, ExchangeApi, ExchangeClient, OvhClient,
+    OvhError,
+};
+use sendconnector_operator::simulator::{
+    FaultKind, FaultRule, Faults, RunningSimulator, Seed, Simulator, SimulatorConfig,
+};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const ORG: &str = "private-zz111111-1";
+
+const SEED: &str = r#"
+credentials:
+  - applicationKey: ak
+    applicationSecret: as-secret-value
+    consumerKey: ck-secret-value
+    accessRules: [{method: GET, path: "/*"}, {method: POST, path: "/*"}, {method: PUT, path: "/*"}, {method: DELETE, path: "/*"}]
+  - applicationKey: ak-ro
+    applicationSecret: as-ro-secret
+    consumerKey: ck-ro-secret
+    accessRules: [{method: GET, path: "/*"}]
+  - clientId: sa-client
+    clientSecret: sa-client-secret
+services:
+  - organization: private-zz111111-1
+    domains: [mydomain.ovh]
+    accounts: [newsletter@mydomain.ovh, contact@mydomain.ovh, sales@mydomain.ovh]
+tasks: {todoSeconds: 0.05, doingSeconds: 0.1}
+"#;
+
+async fn simulator() -> RunningSimulator {
+    let config = SimulatorConfig {
+        seed: Seed::from_yaml(SEED).unwrap(),
+        ..SimulatorConfig::default()
+    };
+    Simulator::start(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+}
+
+fn credentials(sim: &RunningSimulator, pairs: &[(&str, &str)]) -> Credentials {
+    let mut map: BTreeMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    map.insert("endpoint".into(), sim.base_url());
+    Credentials::from_map(&map).unwrap()
+}
+
+fn fast_options() -> ClientOptions {
+    ClientOptions {
+        timeout: Duration::from_secs(5),
+        retry: RetryPolicy {
+            max_retries: 3,
+            base: Duration::from_millis(20),
+            max_delay: Duration::from_secs(5),
+        },
+        ..ClientOptions::default()
+    }
+}
+
+fn unlimited() -> Arc<Budget> {
+    Arc::new(Budget::new(BudgetSettings {
+        rate: 1000.0,
+        burst: 1000,
+    }))
+}
+
+fn client_with(
+    sim: &RunningSimulator,
+    pairs: &[(&str, &str)],
+    options: ClientOptions,
+) -> OvhClient {
+    OvhClient::new(credentials(sim, pairs), unlimited(), options).unwrap()
+}
+
+fn classic(sim: &RunningSimulator) -> OvhClient {
+    client_with(
+        sim,
+        &[
+            ("applicationKey", "ak"),
+            ("applicationSecret", "as-secret-value"),
+            ("consumerKey", "ck-secret-value"),
+        ],
+        fast_options(),
+    )
+}
+
+fn api(client: &OvhClient) -> ExchangeApi {
+    ExchangeClient::new(client.clone()).service(ORG, ORG)
+}
+
+fn counter(sim: &RunningSimulator, key: &str) -> u64 {
+    sim.sim().counters().get(key).copied().unwrap_or(0)
+}
+
+const P: &str = "/email/exchange/{organizationName}/service/{exchangeService}";
+
+async fn wait_task(api: &ExchangeApi, id: i64) -> TaskStatus {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let task = api.get_task(id).await.unwrap();
+        if task.status.is_finished() {
+            return task.status;
+        }
+        assert!(Instant::now() < deadline, "task {id} did not finish");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn new_connector(name: &str) -> NewSendConnector {
+    NewSendConnector {
+        display_name: name.into(),
+        smart_host: "smtp-relay.example.com".into(),
+        port: 587,
+        require_tls: true,
+        max_send_size: 100,
+        smart_host_auth_mechanism: AuthMechanism::BasicAuthRequireTls,
+        user: Some("relay-user".into()),
+        password: Some("relay-password-value".into()),
+    }
+}
+
+async fn create(api: &ExchangeApi, name: &str) -> i64 {
+    let task = api
+        .create_send_connector(&new_connector(name))
+        .await
+        .unwrap();
+    assert_eq!(task.function, "addSendConnector");
+    assert_eq!(wait_task(api, task.id).await, TaskStatus::Done);
+    api.list_send_connectors()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| c.display_name == name)
+        .expect("created connector is listed")
+        .id
+}
+
+/// Waits until no object of the service has a pending task (PUTs run tasks too).
+async fn settle(api: &ExchangeApi) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !api.pending_tasks(None).await.unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "tasks never finished");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_guide_end_to_end() {
+    let sim = simulator().await;
+    let api = api(&classic(&sim));
+
+    assert!(api.list_send_connector_ids().await.unwrap().is_empty());
+    let id = create(&api, "newsletter-relay").await;
+    let c = api.get_send_connector(id).await.unwrap();
+    assert_eq!(
+        (c.port, c.require_tls, c.smart_host_auth_mechanism),
+        (587, true, AuthMechanism::BasicAuthRequireTls)
+    );
+    assert_eq!(
+        sim.sim().connector_password(ORG, ORG, id).as_deref(),
+        Some("relay-password-value")
+    );
+
+    api.update_send_connector(
+        id,
+        &SendConnectorUpdate {
+            port: Some(2525),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    settle(&api).await;
+    assert_eq!(api.get_send_connector(id).await.unwrap().port, 2525);
+
+    let task = api
+        .change_authentication(
+            id,
+            &ChangeAuthentication {
+                smart_host_auth_mechanism: AuthMechanism::BasicAuth,
+                user: Some("u2".into()),
+                password: Some("second-password".into()),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(wait_task(&api, task.id).await, TaskStatus::Done);
+    assert_eq!(
+        api.get_send_connector(id)
+            .await
+            .unwrap()
+            .smart_host_auth_mechanism,
+        AuthMechanism::BasicAuth
+    );
+    assert_eq!(
+        sim.sim().connector_password(ORG, ORG, id).as_deref(),
+        Some("second-password")
+    );
+
+    api.set_account_connector("newsletter@mydomain.ovh", id)
+        .await
+        .unwrap();
+    settle(&api).await;
+    assert_eq!(
+        api.get_account("newsletter@mydomain.ovh")
+            .await
+            .unwrap()
+            .connector_id(),
+        id
+    );
+
+    api.change_default_sbr("mydomain.ovh", id).await.unwrap();
+    settle(&api).await;
+    assert_eq!(
+        api.get_domain("mydomain.ovh")
+            .await
+            .unwrap()
+            .default_connector_id(),
+        id
+    );
+    sim.sim()
+        .create_account(ORG, ORG, "later@mydomain.ovh")
+        .unwrap();
+    assert_eq!(
+        api.get_account("later@mydomain.ovh")
+            .await
+            .unwrap()
+            .connector_id(),
+        id,
+        "new accounts inherit the domain default"
+    );
+
+    let accounts = api
+        .get_accounts(&[
+            "newsletter@mydomain.ovh".into(),
+            "contact@mydomain.ovh".into(),
+            "ghost@mydomain.ovh".into(),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        accounts["newsletter@mydomain.ovh"]
+            .as_ref()
+            .unwrap()
+            .connector_id(),
+        id
+    );
+    assert_eq!(
+        accounts["contact@mydomain.ovh"]
+            .as_ref()
+            .unwrap()
+            .connector_id(),
+        0
+    );
+    assert!(accounts["ghost@mydomain.ovh"].is_none());
+
+    api.set_account_connector("newsletter@mydomain.ovh", 0)
+        .await
+        .unwrap();
+    api.change_default_sbr("mydomain.ovh", 0).await.unwrap();
+    settle(&api).await;
+    assert_eq!(
+        api.get_account("newsletter@mydomain.ovh")
+            .await
+            .unwrap()
+            .connector_id(),
+        0
+    );
+
+    let task = api.delete_send_connector(id).await.unwrap();
+    assert_eq!(task.function, "deleteSendConnector");
+    assert_eq!(wait_task(&api, task.id).await, TaskStatus::Done);
+    let gone = api.get_send_connector(id).await.unwrap_err();
+    assert!(gone.is_not_found() && !gone.is_retryable(), "{gone}");
+    assert!(api.list_send_connectors().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn bulk_reads_use_one_request_and_fall_back_when_ignored() {
+    let sim = simulator().await;
+    let api1 = api(&classic(&sim));
+    let ids = [
+        create(&api1, "a").await,
+        create(&api1, "b").await,
+        create(&api1, "c").await,
+    ];
+
+    // Expanded list: one GET on the list route, no per-object GET.
+    sim.sim().reset_counters();
+    let all = api(&classic(&sim)).list_send_connectors().await.unwrap();
+    assert_eq!(all.len(), 3);
+    assert_eq!(counter(&sim, &format!("GET {P}/sendConnector")), 1);
+    assert_eq!(counter(&sim, &format!("GET {P}/sendConnector/{{id}}")), 0);
+
+    // Batch GET: one request for three objects.
+    sim.sim().reset_counters();
+    let found = api(&classic(&sim)).get_send_connectors(&ids).await.unwrap();
+    assert_eq!(found.len(), 3);
+    assert_eq!(counter(&sim, &format!("GET {P}/sendConnector/{{id}}")), 1);
+
+    // Both switched off: the same answers from plain keys and one GET per object.
+    sim.sim().update_settings(|s| {
+        s.batch = false;
+        s.iceberg = false;
+    });
+    sim.sim().reset_counters();
+    let fresh = api(&classic(&sim));
+    let mut names: Vec<String> = fresh
+        .list_send_connectors()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.display_name)
+        .collect();
+    names.sort();
+    assert_eq!(names, ["a", "b", "c"]);
+    let accounts = fresh
+        .get_accounts(&[
+            "newsletter@mydomain.ovh".into(),
+            "ghost@mydomain.ovh".into(),
+        ])
+        .await
+        .unwrap();
+    assert!(
+        accounts["newsletter@mydomain.ovh"].is_some() && accounts["ghost@mydomain.ovh"].is_none()
+    );
+    // Once the fallback is learnt, the client stops trying the bulk form.
+    let before = counter(&sim, &format!("GET {P}/sendConnector/{{id}}"));
+    fresh.get_send_connectors(&ids).await.unwrap();
+    assert_eq!(
+        counter(&sim, &format!("GET {P}/sendConnector/{{id}}")) - before,
+        3
+    );
+}
+
+#[tokio::test]
+async fn partial_account_put_falls_back_to_the_full_form_with_delete_virus() {
+    let sim = simulator().await;
+    sim.sim()
+        .update_settings(|s| s.reject_partial_account_put = true);
+    sim.sim().edit_account(ORG, ORG, "sales@mydomain.ovh", serde_json::json!({"spamAndVirusConfiguration": {"checkDKIM": true, "checkSPF": false, "deleteSpam": false, "deleteVirus": false, "putInJunk": false, "tagSpam": true, "tagVirus": false}})).unwrap();
+    let api = api(&classic(&sim));
+    let id = create(&api, "relay").await;
+    api.set_account_connector("sales@mydomain.ovh", id)
+        .await
+        .unwrap();
+    settle(&api).await;
+    let account = sim.sim().account(ORG, ORG, "sales@mydomain.ovh").unwrap();
+    assert_eq!(account["sendConnectorId"], id);
+    assert_eq!(
+        account["spamAndVirusConfiguration"]["deleteVirus"], true,
+        "deleteVirus forced on"
+    );
+    assert_eq!(
+        account["spamAndVirusConfiguration"]["tagSpam"], true,
+        "other settings kept"
+    );
+}
+
+#[tokio::test]
+async fn throttling_is_retried_after_retry_after() {
+    let sim = simulator().await;
+    let api = api(&classic(&sim));
+    api.list_send_connector_ids().await.unwrap();
+    sim.sim().set_faults(Faults {
+        rules: vec![
+            FaultRule::new(FaultKind::TooManyRequests {
+                retry_after_seconds: 1,
+            })
+            .method("GET")
+            .path_contains("/sendConnector")
+            .times(1),
+        ],
+        ..Faults::default()
+    });
+    sim.sim().reset_counters();
+    let started = Instant::now();
+    api.list_send_connector_ids().await.unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(950),
+        "Retry-After not honoured: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(counter(&sim, &format!("GET {P}/sendConnector")), 2);
+
+    // Without retries left, the error says it is throttled and retryable, with the delay.
+    let no_retry = client_with(
+        &sim,
+        &[
+            ("applicationKey", "ak"),
+            ("applicationSecret", "as-secret-value"),
+            ("consumerKey", "ck-secret-value"),
+        ],
+        ClientOptions {
+            retry: RetryPolicy {
+                max_retries: 0,
+                ..RetryPolicy::default()
+            },
+            ..fast_options()
+        },
+    );
+    sim.sim().set_faults(Faults {
+        rules: vec![
+            FaultRule::new(FaultKind::TooManyRequests {
+                retry_after_seconds: 7,
+            })
+            .times(1),
+        ],
+        ..Faults::default()
+    });
+    let e = ExchangeClient::new(no_retry)
+        .service(ORG, ORG)
+        .list_send_connector_ids()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (e.status(), e.category(), e.is_retryable()),
+        (Some(429), "throttled", true)
+    );
+    assert_eq!(e.retry_after(), Some(Duration::from_secs(7)));
+}
+
+#[tokio::test]
+async fn server_errors_and_overload_symptoms_are_retried_for_reads_and_puts() {
+    let sim = simulator().await;
+    let api = api(&classic(&sim));
+    let id = create(&api, "relay").await;
+    for kind in [
+        FaultKind::Status500,
+        FaultKind::Html408,
+        FaultKind::ConnectionReset,
+    ] {
+        sim.sim().set_faults(Faults {
+            rules: vec![FaultRule::new(kind.clone()).method("PUT").times(1)],
+            ..Faults::default()
+        });
+        sim.sim().reset_counters();
+        api.update_send_connector(
+            id,
+            &SendConnectorUpdate {
+                max_send_size: Some(50),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            counter(&sim, &format!("PUT {P}/sendConnector/{{id}}")),
+            2,
+            "{kind:?}: one failure, one retry"
+        );
+        settle(&api).await;
+    }
+    // A request that never gets an answer times out and is retried.
+    let short = client_with(
+        &sim,
+        &[
+            ("applicationKey", "ak"),
+            ("applicationSecret", "as-secret-value"),
+            ("consumerKey", "ck-secret-value"),
+        ],
+        ClientOptions {
+            timeout: Duration::from_millis(300),
+            ..fast_options()
+        },
+    );
+    sim.sim().set_faults(Faults {
+        rules: vec![
+            FaultRule::new(FaultKind::Timeout)
+                .method("GET")
+                .path_contains("/sendConnector")
+                .times(1),
+        ],
+        ..Faults::default()
+    });
+    assert_eq!(
+        ExchangeClient::new(short)
+            .service(ORG, ORG)
+            .get_send_connector(id)
+            .await
+            .unwrap()
+            .max_send_size,
+        50
+    );
+
+    // The HTML 408 page becomes a readable message once retries run out.
+    let once = client_with(
+        &sim,
+        &[
+            ("applicationKey", "ak"),
+            ("applicationSecret", "as-secret-value"),
+            ("consumerKey", "ck-secret-value"),
+        ],
+        ClientOptions {
+            retry: RetryPolicy {
+                max_retries: 0,
+                ..RetryPolicy::default()
+            },
+            ..fast_options()
+        },
+    );
+    sim.sim().set_faults(Faults {
+        rules: vec![FaultRule::new(FaultKind::Html408).times(1)],
+        ..Faults::default()
+    });
+    let e = ExchangeClient::new(once)
+        .service(ORG, ORG)
+        .get_send_connector(id)
+        .await
+        .unwrap_err();
+    assert!(e.is_retryable());
+    assert!(e.to_string().contains("408 Request Time-out"), "{e}");
+}
+
+#[tokio::test]
+async fn a_post_is_never_retried_and_a_lost_create_is_applied() {
+    let sim = simulator().await;
+    let api = api(&classic(&sim));
+    sim.sim().set_faults(Faults {
+        rules: vec![FaultRule::new(FaultKind::Status500).method("POST").times(1)],
+        ..Faults::default()
+    });
+    let e = api
+        .create_send_connector(&new_connector("x"))
+        .await
+        .unwrap_err();
+    assert_eq!((e.status(), e.is_retryable()), (Some(500), true));
+    assert_eq!(
+        counter(&sim, &format!("POST {P}/sendConnector")),
+        1,
+        "no blind retry of a POST"
+    );
+    assert!(sim.sim().connectors(ORG, ORG).is_empty());
+
+    sim.sim().set_faults(Faults {
+        rules: vec![
+            FaultRule::new(FaultKind::LoseResponse)
+                .method("POST")
+                .times(1),
+        ],
+        ..Faults::default()
+    });
+    let e = api
+        .create_send_connector(&new_connector("lost"))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, OvhError::Transport { .. }), "{e:?}");
+    assert!(e.is_retryable());
+    assert_eq!(counter(&sim, &format!("POST {P}/sendConnector")), 2);
+    let on_ovh = sim.sim().connectors(ORG, ORG);
+    assert_eq!(
+        on_ovh.len(),
+        1,
+        "the change was applied although the answer was lost"
+    );
+    assert_eq!(on_ovh[0]["displayName"], "lost");
+}
+
+#[tokio::test]
+async fn clock_skew_is_corrected_through_auth_time() {
+    let sim = simulator().await;
+    let api = api(&classic(&sim));
+    api.list_send_connector_ids().await.unwrap();
+    assert_eq!(
+        counter(&sim, "GET /auth/time"),
+        1,
+        "the offset is read once"
+    );
+    api.list_send_connector_ids().await.unwrap();
+    assert_eq!(counter(&sim, "GET /auth/time"), 1);
+
+    // OVH's clock moves away by an hour: the next call is refused, the client re-reads the
+    // time once and the call then succeeds.
+    sim.sim().set_clock_skew(3600);
+    api.list_send_connector_ids().await.unwrap();
+    assert_eq!(counter(&sim, "GET /auth/time"), 2);
+
+    // A client whose clock is off from the start never sends a stale request.
+    sim.sim().reset_counters();
+    let fresh = api_fresh(&sim);
+    fresh.list_send_connector_ids().await.unwrap();
+    assert_eq!(counter(&sim, &format!("GET {P}/sendConnector")), 1);
+}
+
+fn api_fresh(sim: &RunningSimulator) -> ExchangeApi {
+    api(&classic(sim))
+}
+
+#[tokio::test]
+async fn errors_are_classified_with_ovh_details() {
+    let sim = simulator().await;
+    let ok = api(&classic(&sim));
+    let id = create(&ok, "relay").await;
+
+    let missing_service = ExchangeClient::new(classic(&sim))
+        .service("nope", "nope")
+        .list_send_connector_ids()
+        .await
+        .unwrap_err();
+    let a = missing_service.api().unwrap();
+    assert_eq!(
+        (a.status, a.message.as_str()),
+        (404, "This service does not exist")
+    );
+    assert!(a.query_id.as_deref().is_some_and(|q| !q.is_empty()));
+    assert!(!missing_service.is_retryable());
+
+    let ro = client_with(
+        &sim,
+        &[
+            ("applicationKey", "ak-ro"),
+            ("applicationSecret", "as-ro-secret"),
+            ("consumerKey", "ck-ro-secret"),
+        ],
+        fast_options(),
+    );
+    let denied = api(&ro)
+        .update_send_connector(
+            id,
+            &SendConnectorUpdate {
+                port: Some(25),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    let a = denied.api().unwrap();
+    assert_eq!(
+        (a.status, a.message.as_str(), a.error_code.as_deref()),
+        (
+            403,
+            "This call has not been granted",
+            Some("NOT_GRANTED_CALL")
+        )
+    );
+    assert_eq!(
+        (denied.category(), denied.is_retryable()),
+        ("forbidden", false)
+    );
+
+    sim.sim().reset_counters();
+    let wrong = client_with(
+        &sim,
+        &[
+            ("applicationKey", "ak"),
+            ("applicationSecret", "wrong"),
+            ("consumerKey", "ck-secret-value"),
+        ],
+        fast_options(),
+    );
+    let bad_sig = api(&wrong).list_send_connector_ids().await.unwrap_err();
+    assert_eq!(bad_sig.status(), Some(400));
+    assert!(!bad_sig.is_retryable());
+    assert_eq!(
+        counter(&sim, &format!("GET {P}/sendConnector")),
+        2,
+        "one re-read of the clock, one retry, then give up"
+    );
+    assert_eq!(counter(&sim, "GET /auth/time"), 2);
+
+    let unknown_ck = client_with(
+        &sim,
+        &[
+            ("applicationKey", "ak"),
+            ("applicationSecret", "as-secret-value"),
+            ("consumerKey", "nope"),
+        ],
+        fast_options(),
+    );
+    let e = api(&unknown_ck)
+        .list_send_connector_ids()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (e.status(), e.category(), e.is_retryable()),
+        (Some(403), "forbidden", false)
+    );
+    assert_eq!(e.api().unwrap().message, "This credential is not valid");
+}
+
+#[tokio::test]
+async fn oauth2_tokens_are_fetched_and_renewed() {
+    let sim = simulator().await;
+    sim.sim()
+        .update_settings(|s| s.oauth2_token_expires_in_seconds = 2);
+    let client = client_with(
+        &sim,
+        &[
+            ("clientId", "sa-client"),
+            ("clientSecret", "sa-client-secret"),
+        ],
+        fast_options(),
+    );
+    let api = api(&client);
+    let id = create(&api, "via-oauth2").await;
+    assert_eq!(counter(&sim, "POST /auth/oauth2/token"), 1);
+    // Past the token's lifetime the client renews it before calling.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(
+        api.get_send_connector(id).await.unwrap().display_name,
+        "via-oauth2"
+    );
+    assert_eq!(counter(&sim, "POST /auth/oauth2/token"), 2);
+
+    let bad = client_with(
+        &sim,
+        &[("clientId", "sa-client"), ("clientSecret", "wrong-secret")],
+        fast_options(),
+    );
+    let e = ExchangeClient::new(bad)
+        .service(ORG, ORG)
+        .list_send_connector_ids()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            OvhError::Token {
+                status: Some(400 | 401),
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(!e.is_retryable());
+    assert!(!e.to_string().contains("wrong-secret"));
+}
+
+#[tokio::test]
+async fn clients_with_the_same_credentials_share_one_budget() {
+    let sim = simulator().await;
+    let registry = sendconnector_operator::ovh::BudgetRegistry::new(BudgetSettings {
+        rate: 5.0,
+        burst: 2,
+    });
+    let creds = credentials(
+        &sim,
+        &[
+            ("applicationKey", "ak"),
+            ("applicationSecret", "as-secret-value"),
+            ("consumerKey", "ck-secret-value"),
+        ],
+    );
+    let a = OvhClient::new(
+        creds.clone(),
+        registry.budget_for(&creds.identity()),
+        fast_options(),
+    )
+    .unwrap();
+    let b = OvhClient::new(
+        creds.clone(),
+        registry.budget_for(&creds.identity()),
+        fast_options(),
+    )
+    .unwrap();
+    let started = Instant::now();
+    // 2 burst + 4 at 5/s (plus the one /auth/time read per client): about 0.8-1.2 s together.
+    let (ra, rb) = tokio::join!(
+        async {
+            for _ in 0..3 {
+                api(&a).list_send_connector_ids().await.unwrap();
+            }
+        },
+        async {
+            for _ in 0..3 {
+                api(&b).list_send_connector_ids().await.unwrap();
+            }
+        },
+    );
+    let _ = (ra, rb);
+    assert!(
+        started.elapsed() >= Duration::from_millis(750),
+        "budget not shared: {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn vanished_tasks_answer_not_found() {
+    let sim = simulator().await;
+    sim.sim().update_settings(|s| s.vanishing_tasks = true);
+    let api = api(&classic(&sim));
+    let task = api
+        .create_send_connector(&new_connector("v"))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match api.get_task(task.id).await {
+            Ok(t) => assert!(
+                !t.status.is_finished(),
+                "a finished task should have vanished"
+            ),
+            Err(e) => {
+                assert!(e.is_not_found(), "{e}");
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let c = api.list_send_connectors().await.unwrap();
+    assert_eq!(
+        (c.len(), c[0].pending_task()),
+        (1, None),
+        "the object tells the outcome"
+    );
+}
