@@ -75,11 +75,13 @@ impl Call {
         Ok(self)
     }
 
+    #[must_use]
     pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
         self.headers.push((name, value.into()));
         self
     }
 
+    #[must_use]
     pub fn query(mut self, name: &str, value: impl Into<String>) -> Self {
         self.query.push((name.to_owned(), value.into()));
         self
@@ -115,6 +117,23 @@ impl Reply {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
+}
+
+/// The token endpoint's answer.
+#[derive(serde::Deserialize)]
+struct TokenReply {
+    access_token: SecretString,
+    #[serde(default)]
+    expires_in: Option<u64>,
+}
+
+/// The token endpoint's OAuth2 error body.
+#[derive(serde::Deserialize, Default)]
+struct TokenError {
+    #[serde(default)]
+    error: String,
+    #[serde(default)]
+    error_description: String,
 }
 
 struct CachedToken {
@@ -335,9 +354,9 @@ impl OvhClient {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         if status >= 400 {
-            return Err(OvhError::Api(api_error(
+            return Err(OvhError::Api(Box::new(api_error(
                 call, status, &headers, &body, query_id,
-            )));
+            ))));
         }
         Ok(Reply {
             status,
@@ -394,9 +413,9 @@ impl OvhClient {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         if status >= 400 {
-            return Err(OvhError::Api(api_error(
+            return Err(OvhError::Api(Box::new(api_error(
                 &call, status, &headers, &body, query_id,
-            )));
+            ))));
         }
         Reply {
             status,
@@ -427,19 +446,6 @@ impl OvhClient {
                 self.inner.credentials.endpoint
             ))
         })?;
-        #[derive(serde::Deserialize)]
-        struct TokenReply {
-            access_token: SecretString,
-            #[serde(default)]
-            expires_in: Option<u64>,
-        }
-        #[derive(serde::Deserialize, Default)]
-        struct TokenError {
-            #[serde(default)]
-            error: String,
-            #[serde(default)]
-            error_description: String,
-        }
         let form = [
             ("grant_type", "client_credentials"),
             ("client_id", client_id.as_str()),

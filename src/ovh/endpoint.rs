@@ -68,14 +68,13 @@ impl Endpoint {
         if base.path() == "/" || base.path().is_empty() {
             base.set_path("/1.0");
         }
-        let token_url = match token_url {
-            Some(t) => parse_url(t)?,
-            None => {
-                let mut t = base.clone();
-                t.set_path("/auth/oauth2/token");
-                t.set_query(None);
-                t
-            }
+        let token_url = if let Some(t) = token_url {
+            parse_url(t)?
+        } else {
+            let mut t = base.clone();
+            t.set_path("/auth/oauth2/token");
+            t.set_query(None);
+            t
         };
         Ok(Self {
             base,

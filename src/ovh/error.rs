@@ -43,7 +43,7 @@ impl fmt::Display for TransportKind {
 #[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum OvhError {
     #[error("{0}")]
-    Api(ApiError),
+    Api(Box<ApiError>),
     #[error("OVH did not answer {method} {route}: {kind}: {message}")]
     Transport {
         method: String,
@@ -198,7 +198,7 @@ mod tests {
     use super::*;
 
     fn api(status: u16, code: Option<&str>, message: &str) -> OvhError {
-        OvhError::Api(ApiError {
+        OvhError::Api(Box::new(ApiError {
             method: "GET".into(),
             route: "/r".into(),
             status,
@@ -207,7 +207,7 @@ mod tests {
             error_code: code.map(Into::into),
             query_id: Some("EU.ext-1.abc".into()),
             retry_after: None,
-        })
+        }))
     }
 
     #[test]
@@ -267,7 +267,7 @@ mod tests {
 
     #[test]
     fn display_names_status_class_message_and_query_id() {
-        let e = OvhError::Api(ApiError {
+        let e = OvhError::Api(Box::new(ApiError {
             method: "POST".into(),
             route: "/email/exchange/{organizationName}/service/{exchangeService}/sendConnector"
                 .into(),
@@ -277,7 +277,7 @@ mod tests {
             error_code: Some("NOT_GRANTED_CALL".into()),
             query_id: Some("EU.ext-3.697ab11c".into()),
             retry_after: None,
-        });
+        }));
         let s = e.to_string();
         assert!(
             s.contains("HTTP 403")

@@ -469,11 +469,11 @@ impl ExchangeApi {
                     message: e.to_string(),
                 })?);
             }
-            let pages: usize = reply
+            let total_pages: usize = reply
                 .header("x-pagination-total")
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(1);
-            if page >= pages {
+            if page >= total_pages {
                 return Ok(Some(out));
             }
             page += 1;

@@ -267,6 +267,7 @@ mod tests {
     use super::*;
     use crate::ovh::model::ObjectState;
 
+    #[allow(clippy::unnecessary_wraps)] // reads like the OVH lookup it stands for
     fn account(address: &str, connector: i64, pending: i64) -> Option<Account> {
         Some(Account {
             primary_email_address: address.into(),
@@ -278,6 +279,7 @@ mod tests {
         })
     }
 
+    #[allow(clippy::unnecessary_wraps)]
     fn domain(name: &str, connector: i64) -> Option<Domain> {
         Some(Domain {
             name: name.into(),
@@ -312,11 +314,11 @@ mod tests {
         let conflicts = BTreeMap::new();
         let p = plan(&BindingInputs {
             connector_id: 29,
-            mailboxes: mailboxes,
-            domains: domains,
-            conflicts: conflicts,
-            accounts: accounts,
-            domain_objects: domain_objects,
+            mailboxes,
+            domains,
+            conflicts,
+            accounts,
+            domain_objects,
             ..Default::default()
         });
         assert_eq!(
@@ -357,9 +359,9 @@ mod tests {
             .collect();
         let p = plan(&BindingInputs {
             connector_id: 29,
-            mailboxes: mailboxes,
-            conflicts: conflicts,
-            accounts: accounts,
+            mailboxes,
+            conflicts,
+            accounts,
             ..Default::default()
         });
         assert!(p.writes.is_empty());
@@ -384,7 +386,7 @@ mod tests {
         let p = plan(&BindingInputs {
             connector_id: 29,
             released_mailboxes: released,
-            accounts: accounts,
+            accounts,
             ..Default::default()
         });
         assert_eq!(
