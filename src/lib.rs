@@ -1,6 +1,7 @@
 //! `sendconnector-operator`: keeps OVHcloud Exchange send connectors and the mailboxes that use
 //! them equal to Kubernetes resources.
 pub mod cli;
+pub mod crd;
 pub mod ovh;
 pub mod reconcile;
 pub mod simulator;
