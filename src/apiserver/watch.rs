@@ -103,15 +103,25 @@ fn encode(event: &Value) -> Bytes {
     Bytes::from(line)
 }
 
-/// Starts the watch task and answers with its stream.
+/// Starts the watch task and answers with its stream. The starting point (and, for watches
+/// that begin with the current state, that state) is fixed before answering, so writes made
+/// after the request returns are always reported as changes.
 pub fn respond(shared: Arc<Shared>, request: WatchRequest) -> Result<Response, ApiError> {
-    let start = match request.resource_version.as_deref() {
+    let resume_from = match request.resource_version.as_deref() {
         None | Some("" | "0") => None,
         Some(_) if request.send_initial_events => None,
         Some(rv) => Some(
             rv.parse::<u64>()
                 .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {rv:?}")))?,
         ),
+    };
+    let start = if let Some(rv) = resume_from {
+        Start {
+            initial: Vec::new(),
+            after: rv,
+        }
+    } else {
+        initial_state(&shared, &request)
     };
     let (sender, receiver) = mpsc::channel::<Bytes>(BUFFERED_EVENTS);
     tokio::spawn(run(shared, request, start, sender));
@@ -129,12 +139,39 @@ pub fn respond(shared: Arc<Shared>, request: WatchRequest) -> Result<Response, A
         .into_response())
 }
 
-/// The watch loop. `start` is the resourceVersion to resume after, or `None` to begin with
-/// synthetic `ADDED` events for the current state.
+/// The current state as synthetic `ADDED` events, taken under one lock.
+fn initial_state(shared: &Shared, request: &WatchRequest) -> Start {
+    let state = shared.lock();
+    let mut initial: Vec<Bytes> = state
+        .store
+        .list(&request.kind.key(), request.namespace.as_deref())
+        .filter(|(_, object)| request.selects(object))
+        .map(|(_, object)| request.line("ADDED", object))
+        .collect();
+    let current = state.store.resource_version();
+    if request.send_initial_events {
+        initial.push(request.bookmark(current, true));
+    }
+    Start {
+        initial,
+        after: current,
+    }
+}
+
+/// Where a watch begins.
+struct Start {
+    /// Lines sent before any change: synthetic `ADDED` events (and the end-of-initial-events
+    /// bookmark of streaming lists).
+    initial: Vec<Bytes>,
+    /// Changes after this resourceVersion are streamed.
+    after: u64,
+}
+
+/// The watch loop.
 async fn run(
     shared: Arc<Shared>,
     request: WatchRequest,
-    start: Option<u64>,
+    start: Start,
     sender: mpsc::Sender<Bytes>,
 ) {
     let mut wake = shared.changes.subscribe();
@@ -142,32 +179,12 @@ async fn run(
     let deadline = Instant::now() + request.timeout;
     let mut bookmarks = tokio::time::interval(shared.config.bookmark_interval);
     bookmarks.tick().await;
-
-    let mut last = if let Some(rv) = start {
-        rv
-    } else {
-        let (lines, current) = {
-            let state = shared.lock();
-            let lines: Vec<Bytes> = state
-                .store
-                .list(&request.kind.key(), request.namespace.as_deref())
-                .filter(|(_, object)| request.selects(object))
-                .map(|(_, object)| request.line("ADDED", object))
-                .collect();
-            (lines, state.store.resource_version())
-        };
-        for line in lines {
-            if sender.send(line).await.is_err() {
-                return;
-            }
-        }
-        if request.send_initial_events
-            && sender.send(request.bookmark(current, true)).await.is_err()
-        {
+    for line in start.initial {
+        if sender.send(line).await.is_err() {
             return;
         }
-        current
-    };
+    }
+    let mut last = start.after;
 
     loop {
         let batch = shared.lock().store.changes_since(last);
