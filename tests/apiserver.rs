@@ -1115,3 +1115,73 @@ async fn serves_over_tcp() {
     );
     handle.abort();
 }
+
+#[tokio::test]
+async fn discovery_lists_builtin_and_registered_kinds() {
+    let server = server();
+    let client = server.client();
+    let discovery = kube::discovery::Discovery::new(client.clone())
+        .run()
+        .await
+        .unwrap();
+    let (widgets, caps) = discovery
+        .resolve_gvk(&kube::core::GroupVersionKind::gvk(
+            "test.example.com",
+            "v1",
+            "Widget",
+        ))
+        .expect("Widget is discoverable");
+    assert_eq!(widgets.plural, "widgets");
+    assert_eq!(caps.scope, kube::discovery::Scope::Namespaced);
+    assert!(caps.subresources.iter().any(|(r, _)| r.plural == "status"));
+    assert!(
+        discovery
+            .resolve_gvk(&kube::core::GroupVersionKind::gvk(
+                "coordination.k8s.io",
+                "v1",
+                "Lease"
+            ))
+            .is_some()
+    );
+    let core = client.list_core_api_resources("v1").await.unwrap();
+    let namespaces = core
+        .resources
+        .iter()
+        .find(|r| r.name == "namespaces")
+        .unwrap();
+    assert!(!namespaces.namespaced);
+}
+
+#[tokio::test]
+async fn await_condition_and_delete_collection_work() {
+    let server = server();
+    let api: Api<Widget> = Api::namespaced(server.client(), "default");
+    let observed = kube::runtime::wait::await_condition(api.clone(), "w", |w: Option<&Widget>| {
+        w.and_then(|w| w.status.as_ref())
+            .is_some_and(|s| s.observed == 4)
+    });
+    let waiter = tokio::spawn(observed);
+    api.create(&PostParams::default(), &widget("w", 4))
+        .await
+        .unwrap();
+    api.create(&PostParams::default(), &widget("other", 1))
+        .await
+        .unwrap();
+    let status = json!({"status": {"observed": 4}});
+    api.patch_status("w", &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .unwrap();
+    let done = timeout(DEADLINE, waiter).await.unwrap().unwrap().unwrap();
+    assert_eq!(done.unwrap().name_any(), "w");
+
+    api.delete_collection(&DeleteParams::default(), &ListParams::default())
+        .await
+        .unwrap();
+    assert!(
+        api.list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+}

@@ -386,3 +386,83 @@ fn object(server: &ApiServer, request: &Request<'_>, route: &Route) -> Result<Re
         &repr::present(kind, &written.object, metadata_only),
     ))
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    /// The route of `path` as `plural namespace name subresource`, `-` for absent parts.
+    fn route(path: &str) -> Option<String> {
+        let registry = Registry::default();
+        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        let (group, version, rest) = match segments.as_slice() {
+            ["api", version, rest @ ..] => ("", *version, rest),
+            ["apis", group, version, rest @ ..] => (*group, *version, rest),
+            _ => return None,
+        };
+        resolve(&registry, group, version, rest).map(|r| {
+            let part = |p: Option<String>| p.unwrap_or_else(|| "-".to_owned());
+            format!(
+                "{} {} {} {}",
+                r.kind.plural,
+                part(r.namespace),
+                part(r.name),
+                part(r.subresource)
+            )
+        })
+    }
+
+    #[test]
+    fn resolves_namespace_objects_and_namespaced_collections() {
+        assert_eq!(
+            route("/api/v1/namespaces"),
+            Some("namespaces - - -".to_owned())
+        );
+        assert_eq!(
+            route("/api/v1/namespaces/prod"),
+            Some("namespaces - prod -".to_owned())
+        );
+        assert_eq!(
+            route("/api/v1/namespaces/prod/status"),
+            Some("namespaces - prod status".to_owned())
+        );
+        assert_eq!(
+            route("/api/v1/namespaces/prod/secrets"),
+            Some("secrets prod - -".to_owned())
+        );
+        assert_eq!(
+            route("/api/v1/namespaces/prod/secrets/s1"),
+            Some("secrets prod s1 -".to_owned())
+        );
+        assert_eq!(
+            route("/apis/coordination.k8s.io/v1/namespaces/prod/leases/l"),
+            Some("leases prod l -".to_owned())
+        );
+        assert_eq!(
+            route("/apis/events.k8s.io/v1/events"),
+            Some("events - - -".to_owned())
+        );
+    }
+
+    #[test]
+    fn rejects_unknown_or_misscoped_paths() {
+        assert_eq!(route("/api/v1/pods"), None);
+        assert_eq!(route("/api/v1/secrets/s1"), None);
+        assert_eq!(route("/apis/unknown.example.com/v1/things"), None);
+        assert_eq!(
+            route("/api/v1/namespaces/prod/secrets/s1/status/extra"),
+            None
+        );
+    }
+
+    #[test]
+    fn continue_tokens_round_trip() {
+        let token = encode_continue(42, "ns", "name");
+        assert_eq!(
+            decode_continue(&token).unwrap(),
+            (42, "ns".to_owned(), "name".to_owned())
+        );
+        assert_eq!(decode_continue("garbage!").unwrap_err().code, 400);
+    }
+}

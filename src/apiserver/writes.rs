@@ -636,3 +636,130 @@ fn parse_patch_body(patch_kind: PatchKind, body: &[u8]) -> Result<Value, ApiErro
         )),
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::apiserver::resources::Registry;
+    use crate::apiserver::store::Store;
+
+    fn state() -> State {
+        State {
+            registry: Registry::default(),
+            store: Store::new(100),
+        }
+    }
+
+    fn configmaps(state: &State) -> ResourceKind {
+        state
+            .registry
+            .lookup("", "v1", "configmaps")
+            .unwrap()
+            .clone()
+    }
+
+    fn target<'a>(kind: &'a ResourceKind, name: &'a str) -> Target<'a> {
+        Target {
+            kind,
+            namespace: "ns",
+            name,
+            subresource: Subresource::Main,
+        }
+    }
+
+    #[test]
+    fn generate_name_and_dry_run() {
+        let mut state = state();
+        let kind = configmaps(&state);
+        let dry = WriteOptions {
+            dry_run: true,
+            ..WriteOptions::default()
+        };
+        let body = json!({"metadata": {"generateName": "cm-"}});
+        let written = create(&mut state, &kind, "ns", body, &dry).unwrap();
+        let name = meta_str(&written.object, "name").unwrap().to_owned();
+        assert!(name.starts_with("cm-") && name.len() == 8, "{name}");
+        assert_eq!(state.store.writes(), 0, "dry run persisted");
+        let missing = create(&mut state, &kind, "ns", json!({}), &WriteOptions::default());
+        assert_eq!(missing.unwrap_err().code, 422);
+    }
+
+    #[test]
+    fn apply_patches_accept_yaml_and_require_a_field_manager() {
+        let mut state = state();
+        let kind = configmaps(&state);
+        let yaml = b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\ndata:\n  a: \"1\"\n";
+        let no_manager = patch(
+            &mut state,
+            target(&kind, "cm"),
+            PatchKind::Apply,
+            yaml,
+            &WriteOptions::default(),
+        );
+        assert_eq!(no_manager.unwrap_err().code, 422);
+        let options = WriteOptions {
+            field_manager: Some("kubectl".to_owned()),
+            ..WriteOptions::default()
+        };
+        let created = patch(
+            &mut state,
+            target(&kind, "cm"),
+            PatchKind::Apply,
+            yaml,
+            &options,
+        )
+        .unwrap();
+        assert_eq!(created.code, 201);
+        assert_eq!(created.object["data"]["a"], "1");
+        let again = patch(
+            &mut state,
+            target(&kind, "cm"),
+            PatchKind::Apply,
+            yaml,
+            &options,
+        )
+        .unwrap();
+        assert_eq!(again.code, 200);
+        assert_eq!(
+            state.store.writes(),
+            1,
+            "re-applying the same manifest wrote"
+        );
+    }
+
+    #[test]
+    fn crds_written_through_the_api_register_their_kinds() {
+        let mut state = state();
+        let crds = state
+            .registry
+            .lookup("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+            .unwrap()
+            .clone();
+        let crd = json!({
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "CustomResourceDefinition",
+            "metadata": {"name": "gadgets.example.com"},
+            "spec": {
+                "group": "example.com",
+                "scope": "Cluster",
+                "names": {"plural": "gadgets", "singular": "gadget", "kind": "Gadget"},
+                "versions": [{
+                    "name": "v1", "served": true, "storage": true,
+                    "schema": {"openAPIV3Schema": {"type": "object"}},
+                    "subresources": {"status": {}}
+                }]
+            }
+        });
+        let written = create(&mut state, &crds, "", crd, &WriteOptions::default()).unwrap();
+        assert_eq!(
+            written.object["status"]["conditions"][1]["type"],
+            "Established"
+        );
+        let gadget = state
+            .registry
+            .lookup("example.com", "v1", "gadgets")
+            .unwrap();
+        assert!(!gadget.namespaced && gadget.status_subresource && gadget.custom);
+    }
+}
