@@ -469,6 +469,38 @@ async fn server_side_apply_creates_and_writes_status() {
     assert_eq!(with_status.status, Some(WidgetStatus { observed: 3 }));
     assert_eq!(with_status.spec.size, 3);
 
+    let entries = with_status
+        .metadata
+        .managed_fields
+        .clone()
+        .unwrap_or_default();
+    assert!(
+        entries
+            .iter()
+            .any(|e| e.manager.as_deref() == Some("test")
+                && e.subresource.as_deref() == Some("status")),
+        "{entries:?}"
+    );
+
+    // Fields a manager stops applying are removed.
+    let cms: Api<ConfigMap> = Api::namespaced(server.client(), "default");
+    let manifest = |data: serde_json::Value| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "applied"}, "data": data});
+    cms.patch(
+        "applied",
+        &ssa,
+        &Patch::Apply(manifest(json!({"a": "1", "b": "2"}))),
+    )
+    .await
+    .unwrap();
+    let trimmed = cms
+        .patch("applied", &ssa, &Patch::Apply(manifest(json!({"a": "1"}))))
+        .await
+        .unwrap();
+    assert_eq!(
+        trimmed.data,
+        Some([("a".to_owned(), "1".to_owned())].into())
+    );
+
     let missing = api_status(api.patch_status("nope", &ssa, &Patch::Apply(&status)).await);
     assert_eq!(missing.code, 404);
 

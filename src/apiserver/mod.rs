@@ -7,6 +7,7 @@
 //! It can be used in-process through [`ApiServer::client`] or over TCP with
 //! [`ApiServer::serve`].
 
+mod apply;
 mod discovery;
 mod handlers;
 mod object;

@@ -119,12 +119,11 @@ pub fn name_suffix() -> String {
         .collect()
 }
 
-/// `object` without the fields that change on every write, for no-op detection.
+/// `object` without the resourceVersion, which changes on every write, for no-op detection.
 pub fn comparable(object: &Value) -> Value {
     let mut copy = object.clone();
     let metadata = metadata_mut(&mut copy);
     metadata.remove("resourceVersion");
-    metadata.remove("managedFields");
     copy
 }
 

@@ -1,5 +1,4 @@
-//! The three patch formats clients send: JSON merge patch (RFC 7386), JSON patch (RFC 6902) and
-//! an approximation of server-side apply.
+//! JSON merge patch (RFC 7386) and JSON patch (RFC 6902). Server-side apply lives in `apply`.
 //!
 //! The JSON patch applier is hand-written because kube-rs's `finalizer()` helper opens with
 //! `{"op":"test","path":"/metadata/finalizers","value":null}` when an object has no finalizers,
@@ -28,13 +27,6 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
             }
         }
     }
-}
-
-/// Server-side apply, approximated: the applied configuration is merged into the live object,
-/// maps recursively, lists and scalars replaced wholesale (which is what the operator's
-/// `conditions` lists want). Fields the manager stops sending are kept.
-pub fn apply(target: &mut Value, applied: &Value) {
-    merge_patch(target, applied);
 }
 
 /// A failed JSON patch operation, explained.

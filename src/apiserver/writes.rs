@@ -8,6 +8,7 @@ use base64::Engine as _;
 use serde_json::{Map, Value, json};
 
 use super::State;
+use super::apply;
 use super::object::{
     as_map, comparable, copy_metadata_fields, finalizers, is_terminating, meta_str, metadata_mut,
     name_suffix, new_uid, now, set_field,
@@ -259,7 +260,9 @@ pub fn patch(
         .cloned()
     else {
         if patch_kind == PatchKind::Apply && target.subresource == Subresource::Main {
-            let mut object = document;
+            let manager = options.field_manager.as_deref().unwrap_or_default();
+            let mut object = json!({});
+            apply::apply(kind, &mut object, &document, manager, Subresource::Main);
             metadata_mut(&mut object).insert("name".to_owned(), json!(target.name));
             return create(state, kind, target.namespace, object, options);
         }
@@ -268,7 +271,13 @@ pub fn patch(
     let mut patched = existing.clone();
     match patch_kind {
         PatchKind::Merge | PatchKind::StrategicMerge => patch::merge_patch(&mut patched, &document),
-        PatchKind::Apply => patch::apply(&mut patched, &document),
+        PatchKind::Apply => apply::apply(
+            kind,
+            &mut patched,
+            &document,
+            options.field_manager.as_deref().unwrap_or_default(),
+            target.subresource,
+        ),
         PatchKind::Json => patch::json_patch(&mut patched, &document)
             .map_err(|e| ApiError::invalid(kind, target.name, e.to_string()))?,
     }
@@ -284,6 +293,7 @@ pub fn patch(
         Subresource::Status => {
             let mut updated = existing.clone();
             set_field(&mut updated, "status", patched.get("status").cloned());
+            copy_metadata_fields(&patched, &mut updated, &["managedFields"]);
             updated
         }
     };
@@ -498,6 +508,10 @@ fn check_resource_version(
 /// resource when status is a subresource.
 fn keep_server_fields(kind: &ResourceKind, existing: &Value, updated: &mut Value) {
     copy_metadata_fields(existing, updated, SERVER_OWNED_METADATA);
+    // Clients that do not send managedFields leave them as they are.
+    if updated.pointer("/metadata/managedFields").is_none() {
+        copy_metadata_fields(existing, updated, &["managedFields"]);
+    }
     if kind.status_subresource {
         set_field(updated, "status", existing.get("status").cloned());
     }
