@@ -733,6 +733,46 @@ async fn metadata_watcher_on_secrets_works() {
 }
 
 #[tokio::test]
+async fn bookmarks_decode_for_full_and_metadata_watches() {
+    let server = ApiServer::with_config(Config {
+        bookmark_interval: Duration::from_millis(100),
+        ..Config::default()
+    });
+    let client = server.client();
+    let full: Api<Secret> = Api::namespaced(client.clone(), "default");
+    let metadata: Api<PartialObjectMeta<Secret>> = Api::namespaced(client, "default");
+    let params = WatchParams::default().timeout(1);
+    let full_events: Vec<_> = full.watch(&params, "0").await.unwrap().collect().await;
+    let meta_events: Vec<_> = metadata.watch(&params, "0").await.unwrap().collect().await;
+    for events in [
+        full_events
+            .iter()
+            .map(|e| e.as_ref().map(|_| ()).map_err(ToString::to_string))
+            .collect::<Vec<_>>(),
+        meta_events
+            .iter()
+            .map(|e| e.as_ref().map(|_| ()).map_err(ToString::to_string))
+            .collect(),
+    ] {
+        assert!(
+            events.len() >= 5,
+            "expected periodic bookmarks, got {events:?}"
+        );
+        assert!(events.iter().all(Result::is_ok), "{events:?}");
+    }
+    assert!(
+        full_events
+            .iter()
+            .all(|e| matches!(e, Ok(WatchEvent::Bookmark(_))))
+    );
+    assert!(
+        meta_events
+            .iter()
+            .all(|e| matches!(e, Ok(WatchEvent::Bookmark(_))))
+    );
+}
+
+#[tokio::test]
 #[allow(deprecated)]
 async fn legacy_metadata_watcher_on_secrets_works() {
     let server = server();

@@ -177,7 +177,11 @@ async fn run(
     let mut wake = shared.changes.subscribe();
     wake.borrow_and_update();
     let deadline = Instant::now() + request.timeout;
-    let mut bookmarks = tokio::time::interval(shared.config.bookmark_interval);
+    let period = shared
+        .config
+        .bookmark_interval
+        .max(Duration::from_millis(10));
+    let mut bookmarks = tokio::time::interval(period);
     bookmarks.tick().await;
     for line in start.initial {
         if sender.send(line).await.is_err() {
