@@ -19,7 +19,7 @@ use super::selectors::{FieldSelector, LabelSelector, Selectors};
 use super::status::{self, ApiError};
 use super::watch::{self, WatchRequest};
 use super::writes::{self, FieldValidation, PatchKind, Subresource, Target, WriteOptions};
-use super::{ApiServer, discovery, repr};
+use super::{ApiServer, deletion, discovery, repr};
 
 /// Watches without `timeoutSeconds` end after this long, like upstream's 30–60 minutes.
 const DEFAULT_WATCH_TIMEOUT: Duration = Duration::from_secs(1800);
@@ -235,7 +235,7 @@ fn collection(
                     name,
                     subresource: Subresource::Main,
                 };
-                if let Ok(written) = server.write(|state| writes::delete(state, target, None)) {
+                if let Ok(written) = server.write(|state| deletion::delete(state, target, None)) {
                     items.push(repr::present(kind, &written.object, metadata_only));
                 }
             }
@@ -363,7 +363,7 @@ fn object(server: &ApiServer, request: &Request<'_>, route: &Route) -> Result<Re
                 request.json_body()?.get("preconditions").cloned()
             };
             let written =
-                server.write(|state| writes::delete(state, target, preconditions.as_ref()))?;
+                server.write(|state| deletion::delete(state, target, preconditions.as_ref()))?;
             let gone = server
                 .shared
                 .lock()

@@ -8,6 +8,7 @@
 //! [`ApiServer::serve`].
 
 mod apply;
+mod deletion;
 mod discovery;
 mod handlers;
 mod object;
