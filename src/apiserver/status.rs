@@ -1,0 +1,200 @@
+//! `Status` bodies: the one shape Kubernetes uses for every failure (and for some successes).
+//!
+//! Clients such as kube-rs and kubectl decode error responses as `meta/v1 Status` and branch on
+//! `code` and `reason`, so every error this server produces goes through [`ApiError`].
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::resources::ResourceKind;
+
+/// A failed API call, rendered as a `Status` object with the matching HTTP code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// HTTP status code, also copied into `Status.code`.
+    pub code: u16,
+    /// Machine-readable `Status.reason` (`NotFound`, `Conflict`, ...).
+    pub reason: &'static str,
+    /// Human-readable `Status.message`.
+    pub message: String,
+    /// `Status.details`, when the error is about one named object.
+    pub details: Option<Value>,
+}
+
+impl ApiError {
+    fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            reason,
+            message: message.into(),
+            details: None,
+        }
+    }
+
+    /// Names the object the error is about in `Status.details`.
+    #[must_use]
+    pub fn with_name(mut self, kind: &ResourceKind, name: &str) -> Self {
+        let mut details = json!({ "name": name, "kind": kind.plural });
+        if !kind.group.is_empty() {
+            details["group"] = json!(kind.group);
+        }
+        self.details = Some(details);
+        self
+    }
+
+    /// 404 for a named object that is not stored.
+    pub fn not_found(kind: &ResourceKind, name: &str) -> Self {
+        Self::new(
+            404,
+            "NotFound",
+            format!("{} \"{name}\" not found", kind.qualified()),
+        )
+        .with_name(kind, name)
+    }
+
+    /// 404 for a path that names no known resource.
+    pub fn unknown_path(path: &str) -> Self {
+        Self::new(
+            404,
+            "NotFound",
+            format!("the server could not find the requested resource ({path})"),
+        )
+    }
+
+    /// 409 for a create of a name that is taken.
+    pub fn already_exists(kind: &ResourceKind, name: &str) -> Self {
+        Self::new(
+            409,
+            "AlreadyExists",
+            format!("{} \"{name}\" already exists", kind.qualified()),
+        )
+        .with_name(kind, name)
+    }
+
+    /// 409 for a write whose `resourceVersion` (or uid) precondition is stale.
+    pub fn conflict(kind: &ResourceKind, name: &str) -> Self {
+        Self::new(
+            409,
+            "Conflict",
+            format!(
+                "Operation cannot be fulfilled on {} \"{name}\": the object has been modified; \
+                 please apply your changes to the latest version and try again",
+                kind.qualified()
+            ),
+        )
+        .with_name(kind, name)
+    }
+
+    /// 403 for a create inside a namespace that is being deleted.
+    pub fn namespace_terminating(kind: &ResourceKind, name: &str, namespace: &str) -> Self {
+        Self::new(
+            403,
+            "Forbidden",
+            format!(
+                "{} \"{name}\" is forbidden: unable to create new content in namespace \
+                 {namespace} because it is being terminated",
+                kind.qualified()
+            ),
+        )
+        .with_name(kind, name)
+    }
+
+    /// 422 for a semantically invalid object or patch.
+    pub fn invalid(kind: &ResourceKind, name: &str, message: impl Into<String>) -> Self {
+        Self::new(
+            422,
+            "Invalid",
+            format!(
+                "{} \"{name}\" is invalid: {}",
+                kind.qualified(),
+                message.into()
+            ),
+        )
+        .with_name(kind, name)
+    }
+
+    /// 400 for a request that cannot be decoded or violates strict field validation.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(400, "BadRequest", message)
+    }
+
+    /// 415 for a patch type the resource does not support.
+    pub fn unsupported_media_type(content_type: &str) -> Self {
+        Self::new(
+            415,
+            "UnsupportedMediaType",
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml (got {content_type})"
+            ),
+        )
+    }
+
+    /// 405 for a verb the path does not serve.
+    pub fn method_not_allowed(method: &str) -> Self {
+        Self::new(
+            405,
+            "MethodNotAllowed",
+            format!("the server does not allow this method on the requested resource ({method})"),
+        )
+    }
+
+    /// 410 for a watch (or continue token) older than the retained history.
+    pub fn gone(resource_version: u64, oldest: u64) -> Self {
+        Self::new(
+            410,
+            "Expired",
+            format!("too old resource version: {resource_version} ({oldest})"),
+        )
+    }
+
+    /// The `Status` object for this error.
+    pub fn to_status(&self) -> Value {
+        let mut status = json!({
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "code": self.code,
+        });
+        if let Some(details) = &self.details {
+            status["details"] = details.clone();
+        }
+        status
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.code, self.reason, self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let code = StatusCode::from_u16(self.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (code, axum::Json(self.to_status())).into_response()
+    }
+}
+
+/// The `Status` a delete answers with when the object is gone at once.
+pub fn success(kind: &ResourceKind, name: &str, uid: Option<&str>) -> Value {
+    let mut details = json!({ "name": name, "kind": kind.plural });
+    if !kind.group.is_empty() {
+        details["group"] = json!(kind.group);
+    }
+    if let Some(uid) = uid {
+        details["uid"] = json!(uid);
+    }
+    json!({
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Success",
+        "details": details,
+    })
+}
