@@ -1298,6 +1298,39 @@ async fn state_file_survives_restarts() {
     };
     let (next, _) = api.create("next").await;
     assert!(next > id);
+    drop(sim);
+
+    // A service added to the seed later appears next to the saved objects.
+    let mut grown = config(Settings::default());
+    grown.state_file = Some(file);
+    grown.seed.services.push(
+        Seed::from_yaml("services: [{organization: late-org, accounts: [a@late.ovh]}]")
+            .unwrap()
+            .services
+            .remove(0),
+    );
+    let third = Simulator::new(grown).unwrap();
+    assert!(
+        third
+            .account("late-org", "late-org", "a@late.ovh")
+            .is_some()
+    );
+    assert!(third.connector(ORG, ORG, id).is_some());
+}
+
+#[test]
+fn the_example_seed_parses() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/simulator-seed.yaml");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let seed = Seed::from_yaml(&text).unwrap();
+        assert!(!seed.credentials.is_empty() && !seed.services.is_empty());
+        Simulator::new(SimulatorConfig {
+            seed,
+            ..SimulatorConfig::default()
+        })
+        .unwrap();
+    }
 }
 
 /// Serves an existing `Simulator` (the accept loop without `start`).

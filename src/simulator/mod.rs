@@ -182,7 +182,14 @@ impl Simulator {
             })?,
             None => None,
         };
-        let store = loaded.unwrap_or_else(|| Store::from_seed(&seed.services, &now));
+        let store = match loaded {
+            // Services the seed gained since the state was saved are added.
+            Some(mut store) => {
+                store.add_missing_services(&seed.services, &now);
+                store
+            }
+            None => Store::from_seed(&seed.services, &now),
+        };
         let core = Core {
             store,
             settings,

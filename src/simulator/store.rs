@@ -152,6 +152,26 @@ impl Store {
         store
     }
 
+    /// Adds the seed's services that the store lacks (a state file from an older seed).
+    pub fn add_missing_services(&mut self, services: &[SeedService], now: &str) {
+        let missing: Vec<SeedService> = services
+            .iter()
+            .filter(|s| self.service(&s.organization, s.service_name()).is_none())
+            .cloned()
+            .collect();
+        if missing.is_empty() {
+            return;
+        }
+        let mut added = Self::from_seed(&missing, now);
+        for service in &mut added.services {
+            for account in service.accounts.values_mut() {
+                account.insert("id".to_owned(), Value::from(self.next_account_id));
+                self.next_account_id += 1;
+            }
+        }
+        self.services.append(&mut added.services);
+    }
+
     pub fn service(&self, org: &str, svc: &str) -> Option<&Service> {
         self.services
             .iter()
