@@ -28,6 +28,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Print both CRDs as YAML (the only source of `crds/crds.yaml`).
+    Crds,
     /// Run a local simulator of the OVHcloud Exchange API (for tests, demos and pipelines).
     Simulator(crate::simulator::SimulatorArgs),
 }

@@ -2,6 +2,7 @@
 //! them equal to Kubernetes resources.
 pub mod apiserver;
 pub mod cli;
+pub mod controller;
 pub mod crd;
 pub mod ovh;
 pub mod reconcile;

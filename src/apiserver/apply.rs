@@ -61,6 +61,22 @@ pub fn apply(
     for path in owned_before.difference(&owned_now) {
         if !owned_by_others.contains(path) {
             remove_path(object, path);
+            // A map whose last owned field went goes too, as on a real server: an empty
+            // `{}` left behind would not read back as the type that was applied.
+            for depth in (1..path.len()).rev() {
+                let prefix = &path[..depth];
+                let still_used = owned_now
+                    .iter()
+                    .chain(owned_by_others.iter())
+                    .any(|p| p.starts_with(prefix));
+                let empty = pointer_to(object, prefix)
+                    .and_then(Value::as_object)
+                    .is_some_and(Map::is_empty);
+                if still_used || !empty {
+                    break;
+                }
+                remove_path(object, prefix);
+            }
         }
     }
 
@@ -187,6 +203,11 @@ fn fields_of(fields: &Value) -> BTreeSet<FieldPath> {
     out
 }
 
+fn pointer_to<'a>(object: &'a Value, path: &[String]) -> Option<&'a Value> {
+    path.iter()
+        .try_fold(object, |node, segment| node.get(segment))
+}
+
 fn remove_path(object: &mut Value, path: &[String]) {
     let Some((last, parents)) = path.split_last() else {
         return;
@@ -238,6 +259,23 @@ mod tests {
             entries[0]["fieldsV1"],
             json!({"f:status": {"f:observed": {}, "f:conditions": {}}})
         );
+    }
+
+    #[test]
+    fn a_map_whose_fields_all_go_goes_too() {
+        let kind = kind();
+        let mut object = json!({"metadata": {"name": "x"}, "status": {}});
+        let first =
+            json!({"status": {"creation": {"displayName": "a", "taskId": 1}, "connectorId": 29}});
+        apply(&kind, &mut object, &first, "op", Subresource::Status);
+        apply(
+            &kind,
+            &mut object,
+            &json!({"status": {"connectorId": 29}}),
+            "op",
+            Subresource::Status,
+        );
+        assert_eq!(object["status"], json!({"connectorId": 29}));
     }
 
     #[test]

@@ -1,0 +1,511 @@
+//! Reconciling a `MailboxBinding`: point its mailboxes (and the defaults of its domains) at
+//! the connector, put back to `0` what it no longer lists, and everything on deletion.
+use super::conditions::{self, Verdict, now, write_status};
+use super::context::Context;
+use super::credentials::exchange_client;
+use super::error::Error;
+use super::soon;
+use crate::crd::{
+    BindingPhase, DeletionPolicy, DomainStatus, FINALIZER, MailboxBinding, MailboxBindingStatus,
+    MailboxStatus, RECONCILE_REQUESTED_AT_ANNOTATION, SendConnector, reasons,
+};
+use crate::ovh::model::Domain;
+use crate::ovh::{ExchangeApi, OvhError};
+use crate::reconcile::binding::{
+    BindingInputs, BindingWrite, Phase, domain_key, plan, plan_release_all,
+};
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::{Api, Resource, ResourceExt};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+pub async fn reconcile(mb: Arc<MailboxBinding>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let ns = mb.namespace().unwrap_or_default();
+    let name = mb.name_any();
+    let api: Api<MailboxBinding> = Api::namespaced(ctx.client.clone(), &ns);
+    let key = format!("{ns}/MailboxBinding/{name}");
+    let uid = mb.uid().unwrap_or_default();
+    let old: Option<MailboxBindingStatus> =
+        ctx.remembered_status(&uid).or_else(|| mb.status.clone());
+    let mut status = old.clone().unwrap_or_default();
+    let outcome = if mb.meta().deletion_timestamp.is_some() {
+        if !mb.finalizers().iter().any(|f| f == FINALIZER) {
+            return Ok(Action::await_change());
+        }
+        match release(&mb, &ctx, &mut status).await {
+            Ok(None) => {
+                remove_finalizer(&api, &mb).await?;
+                ctx.reset_backoff(&key);
+                ctx.forget_status(&uid);
+                return Ok(Action::await_change());
+            }
+            Ok(Some(r)) => Ok(r),
+            Err(e) => Err(e),
+        }
+    } else {
+        if !mb.finalizers().iter().any(|f| f == FINALIZER) {
+            add_finalizer(&api, &mb).await?;
+        }
+        converge(&mb, &ctx, &mut status).await
+    };
+    let (verdict, action) = match outcome {
+        Ok((v, a)) => {
+            if !matches!(v, Verdict::Progressing { reason, .. } if reason == reasons::MAILBOX_NOT_FOUND)
+            {
+                ctx.reset_backoff(&key);
+            }
+            (v, a)
+        }
+        Err(e) => {
+            tracing::info!(resource = %key, error = %e, "MailboxBinding reconcile failed");
+            let action = if e.is_retryable() {
+                Action::requeue(ctx.next_backoff(&key))
+            } else {
+                Action::requeue(ctx.config.stalled_retry)
+            };
+            (conditions::verdict_for(&e), action)
+        }
+    };
+    conditions::apply(
+        &mut status.conditions,
+        &verdict,
+        mb.meta().generation,
+        &now(),
+    );
+    status.observed_generation = mb.meta().generation;
+    status.last_handled_reconcile_at = mb
+        .annotations()
+        .get(RECONCILE_REQUESTED_AT_ANNOTATION)
+        .cloned();
+    write_status(&api, &name, old.as_ref(), &status).await?;
+    ctx.remember_status(&uid, &status);
+    Ok(action)
+}
+
+#[allow(clippy::needless_pass_by_value)] // the signature kube-runtime calls
+pub fn error_policy(mb: Arc<MailboxBinding>, error: &Error, ctx: Arc<Context>) -> Action {
+    let key = format!(
+        "{}/MailboxBinding/{}",
+        mb.namespace().unwrap_or_default(),
+        mb.name_any()
+    );
+    tracing::warn!(resource = %key, %error, "MailboxBinding reconcile failed");
+    Action::requeue(ctx.next_backoff(&key))
+}
+
+async fn add_finalizer(api: &Api<MailboxBinding>, mb: &MailboxBinding) -> Result<(), Error> {
+    let mut finalizers = mb.finalizers().to_vec();
+    finalizers.push(FINALIZER.to_owned());
+    let patch = serde_json::json!({"metadata": {"finalizers": finalizers, "resourceVersion": mb.resource_version()}});
+    api.patch(
+        &mb.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .map_err(|source| Error::Kube {
+        action: "add the finalizer",
+        source,
+    })?;
+    Ok(())
+}
+
+async fn remove_finalizer(api: &Api<MailboxBinding>, mb: &MailboxBinding) -> Result<(), Error> {
+    let finalizers: Vec<&String> = mb.finalizers().iter().filter(|f| *f != FINALIZER).collect();
+    let patch = serde_json::json!({"metadata": {"finalizers": finalizers, "resourceVersion": mb.resource_version()}});
+    match api
+        .patch(
+            &mb.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(source) => Err(Error::Kube {
+            action: "remove the finalizer",
+            source,
+        }),
+    }
+}
+
+async fn publish(ctx: &Context, mb: &MailboxBinding, reason: &str, action: &str, note: String) {
+    let event = Event {
+        type_: EventType::Normal,
+        reason: reason.to_owned(),
+        note: Some(note),
+        action: action.to_owned(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &mb.object_ref(&())).await {
+        tracing::debug!(error = %e, "could not publish an Event");
+    }
+}
+
+/// Mailboxes and domains claimed first by another binding on the same service.
+fn conflicts(
+    mb: &MailboxBinding,
+    ctx: &Context,
+    connector: &SendConnector,
+) -> BTreeMap<String, String> {
+    let service = (
+        connector.spec.organization.clone(),
+        connector.service().to_owned(),
+    );
+    let my_order = (mb.creation_timestamp(), mb.namespace(), mb.name_any());
+    let mut out = BTreeMap::new();
+    for other in ctx.bindings.state() {
+        if other.uid() == mb.uid() || other.meta().deletion_timestamp.is_some() {
+            continue;
+        }
+        if (
+            other.creation_timestamp(),
+            other.namespace(),
+            other.name_any(),
+        ) > my_order
+        {
+            continue;
+        }
+        let Some(other_connector) = ctx.connector(
+            &other.namespace().unwrap_or_default(),
+            &other.spec.connector_ref.name,
+        ) else {
+            continue;
+        };
+        if (
+            other_connector.spec.organization.clone(),
+            other_connector.service().to_owned(),
+        ) != service
+        {
+            continue;
+        }
+        let owner = format!(
+            "{}/{}",
+            other.namespace().unwrap_or_default(),
+            other.name_any()
+        );
+        for m in &other.spec.mailboxes {
+            out.entry(m.clone()).or_insert_with(|| owner.clone());
+        }
+        for d in &other.spec.default_for_domains {
+            out.entry(domain_key(d)).or_insert_with(|| owner.clone());
+        }
+    }
+    out
+}
+
+async fn read_domains(
+    api: &ExchangeApi,
+    names: &[String],
+) -> Result<BTreeMap<String, Option<Domain>>, OvhError> {
+    let mut out = BTreeMap::new();
+    for name in names {
+        match api.get_domain(name).await {
+            Ok(d) => {
+                out.insert(name.clone(), Some(d));
+            }
+            Err(e) if e.is_not_found() => {
+                out.insert(name.clone(), None);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
+async fn write(
+    api: &ExchangeApi,
+    ctx: &Context,
+    mb: &MailboxBinding,
+    w: &BindingWrite,
+) -> Result<(), OvhError> {
+    match w {
+        BindingWrite::SetAccount {
+            address,
+            connector_id,
+            previous,
+        } => {
+            api.set_account_connector(address, *connector_id).await?;
+            if *previous != 0 && *connector_id != 0 {
+                publish(
+                    ctx,
+                    mb,
+                    "Overwritten",
+                    "AttachMailbox",
+                    format!(
+                        "{address} sent through connector {previous}; now through {connector_id}"
+                    ),
+                )
+                .await;
+            } else if *connector_id == 0 {
+                publish(
+                    ctx,
+                    mb,
+                    "Detached",
+                    "DetachMailbox",
+                    format!("{address} sends through the platform's own server again"),
+                )
+                .await;
+            } else {
+                publish(
+                    ctx,
+                    mb,
+                    "Attached",
+                    "AttachMailbox",
+                    format!("{address} now sends through connector {connector_id}"),
+                )
+                .await;
+            }
+        }
+        BindingWrite::SetDomainDefault {
+            domain,
+            connector_id,
+            ..
+        } => {
+            api.change_default_sbr(domain, *connector_id).await?;
+            publish(
+                ctx,
+                mb,
+                "DomainDefaultSet",
+                "ChangeDefaultSBR",
+                format!("new mailboxes of {domain} will use connector {connector_id}"),
+            )
+            .await;
+        }
+    }
+    Ok(())
+}
+
+fn phase(p: Phase) -> BindingPhase {
+    match p {
+        Phase::Bound => BindingPhase::Bound,
+        Phase::Pending => BindingPhase::Pending,
+        Phase::NotFound => BindingPhase::NotFound,
+        Phase::Conflict => BindingPhase::Conflict,
+        Phase::Failed => BindingPhase::Failed,
+    }
+}
+
+async fn connector_api(
+    mb: &MailboxBinding,
+    ctx: &Context,
+) -> Result<(Arc<SendConnector>, ExchangeApi), Error> {
+    let ns = mb.namespace().unwrap_or_default();
+    let connector = ctx
+        .connector(&ns, &mb.spec.connector_ref.name)
+        .ok_or_else(|| Error::ConnectorMissing(format!("{ns}/{}", mb.spec.connector_ref.name)))?;
+    let exchange = exchange_client(
+        ctx,
+        &ns,
+        connector
+            .spec
+            .credentials_secret_ref
+            .as_ref()
+            .map(|r| r.name.as_str()),
+    )
+    .await?;
+    let api = exchange.service(&connector.spec.organization, connector.service());
+    Ok((connector, api))
+}
+
+async fn converge(
+    mb: &MailboxBinding,
+    ctx: &Context,
+    status: &mut MailboxBindingStatus,
+) -> Result<(Verdict, Action), Error> {
+    if mb.is_paused() {
+        return Ok((
+            Verdict::Paused("sendconnector.io/paused is \"true\": no OVH writes".into()),
+            Action::await_change(),
+        ));
+    }
+    let (connector, api) = connector_api(mb, ctx).await?;
+    let connector_id = connector
+        .status
+        .as_ref()
+        .and_then(|s| s.connector_id)
+        .ok_or_else(|| Error::ConnectorNotReady(connector.name_any()))?;
+    let conflicts = conflicts(mb, ctx, &connector);
+    // What this binding attached before but no longer lists is put back to 0.
+    let released_mailboxes: Vec<String> = status
+        .mailboxes
+        .iter()
+        .filter(|m| m.phase == BindingPhase::Bound && !mb.spec.mailboxes.contains(&m.address))
+        .map(|m| m.address.clone())
+        .collect();
+    let released_domains: Vec<String> = status
+        .domains
+        .iter()
+        .filter(|d| {
+            d.phase == BindingPhase::Bound && !mb.spec.default_for_domains.contains(&d.name)
+        })
+        .map(|d| d.name.clone())
+        .collect();
+    let mut wanted: Vec<String> = mb.spec.mailboxes.clone();
+    wanted.extend(released_mailboxes.iter().cloned());
+    let accounts = api.get_accounts(&wanted).await?;
+    let mut domain_names = mb.spec.default_for_domains.clone();
+    domain_names.extend(released_domains.iter().cloned());
+    let domain_objects = read_domains(&api, &domain_names).await?;
+    let p = plan(&BindingInputs {
+        connector_id,
+        mailboxes: mb.spec.mailboxes.clone(),
+        domains: mb.spec.default_for_domains.clone(),
+        released_mailboxes,
+        released_domains,
+        conflicts,
+        accounts,
+        domain_objects,
+    });
+    for w in &p.writes {
+        write(&api, ctx, mb, w).await?;
+    }
+    status.connector_id = Some(connector_id);
+    status.mailboxes = p
+        .mailboxes
+        .iter()
+        .map(|(a, (ph, msg))| MailboxStatus {
+            address: a.clone(),
+            phase: phase(*ph),
+            task_id: None,
+            message: msg.clone(),
+        })
+        .collect();
+    status.domains = p
+        .domains
+        .iter()
+        .map(|(d, (ph, msg))| DomainStatus {
+            name: d.clone(),
+            phase: phase(*ph),
+            task_id: None,
+            message: msg.clone(),
+        })
+        .collect();
+    status.bound = Some(p.bound_summary());
+    let by_phase = |want: Phase| -> Vec<String> {
+        p.mailboxes
+            .iter()
+            .chain(p.domains.iter())
+            .filter(|(_, (ph, _))| *ph == want)
+            .map(|(k, _)| k.clone())
+            .collect()
+    };
+    let key = format!(
+        "{}/MailboxBinding/{}",
+        mb.namespace().unwrap_or_default(),
+        mb.name_any()
+    );
+    let conflicted = by_phase(Phase::Conflict);
+    if !conflicted.is_empty() {
+        let owners: Vec<String> = p
+            .mailboxes
+            .values()
+            .chain(p.domains.values())
+            .filter(|(ph, _)| *ph == Phase::Conflict)
+            .filter_map(|(_, m)| m.clone())
+            .collect();
+        return Ok((
+            Verdict::Stalled {
+                reason: reasons::CONFLICT,
+                message: format!(
+                    "{} {}",
+                    conflicted.join(", "),
+                    owners.first().cloned().unwrap_or_default()
+                ),
+            },
+            Action::requeue(ctx.resync()),
+        ));
+    }
+    if !p.writes.is_empty() || !by_phase(Phase::Pending).is_empty() {
+        return Ok((
+            Verdict::Progressing {
+                reason: reasons::TASK_PENDING,
+                message: format!("{} bound; waiting for OVH", p.bound_summary()),
+            },
+            soon(),
+        ));
+    }
+    let missing = by_phase(Phase::NotFound);
+    if !missing.is_empty() {
+        return Ok((
+            Verdict::Progressing {
+                reason: reasons::MAILBOX_NOT_FOUND,
+                message: format!(
+                    "not found on the Exchange service: {} ({} bound)",
+                    missing.join(", "),
+                    p.bound_summary()
+                ),
+            },
+            Action::requeue(ctx.next_backoff(&key)),
+        ));
+    }
+    Ok((
+        Verdict::Ready(format!(
+            "{} bound to connector {connector_id}",
+            p.bound_summary()
+        )),
+        Action::requeue(ctx.resync()),
+    ))
+}
+
+/// Deletion: put every mailbox and domain this binding set back to `0`. `Ok(None)`: done.
+async fn release(
+    mb: &MailboxBinding,
+    ctx: &Context,
+    status: &mut MailboxBindingStatus,
+) -> Result<Option<(Verdict, Action)>, Error> {
+    if mb.spec.deletion_policy == DeletionPolicy::Orphan {
+        return Ok(None);
+    }
+    let Some(connector_id) = status.connector_id.filter(|id| *id != 0) else {
+        // Never attached anything.
+        return Ok(None);
+    };
+    let (connector, api) = match connector_api(mb, ctx).await {
+        Ok(found) => found,
+        // The connector resource is gone (and with it, on OVH, the references to it).
+        Err(Error::ConnectorMissing(_)) => return Ok(None),
+        Err(e) => {
+            return Ok(Some((
+                Verdict::Stalled {
+                    reason: reasons::DELETION_BLOCKED,
+                    message: format!(
+                        "cannot put the mailboxes back on OVH: {e}; set spec.deletionPolicy: Orphan to let the resource go without touching OVH"
+                    ),
+                },
+                Action::requeue(ctx.next_backoff(&format!(
+                    "{}/MailboxBinding/{}",
+                    mb.namespace().unwrap_or_default(),
+                    mb.name_any()
+                ))),
+            )));
+        }
+    };
+    let conflicts = conflicts(mb, ctx, &connector);
+    let accounts = api.get_accounts(&mb.spec.mailboxes).await?;
+    let domain_objects = read_domains(&api, &mb.spec.default_for_domains).await?;
+    let (writes, done) = plan_release_all(
+        connector_id,
+        &mb.spec.mailboxes,
+        &mb.spec.default_for_domains,
+        &conflicts,
+        &accounts,
+        &domain_objects,
+    );
+    if done {
+        return Ok(None);
+    }
+    for w in &writes {
+        write(&api, ctx, mb, w).await?;
+    }
+    Ok(Some((
+        Verdict::Progressing {
+            reason: reasons::DELETING,
+            message: "putting mailboxes and domains back to the platform's own server".into(),
+        },
+        soon(),
+    )))
+}

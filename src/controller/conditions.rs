@@ -1,0 +1,121 @@
+//! The kstatus triple (`Ready`, `Reconciling`, `Stalled`) from one verdict, and status
+//! writes that happen only when something changed.
+use super::error::Error;
+use crate::crd::{Condition, ConditionStatus, FIELD_MANAGER, reasons, set_condition, types};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Resource};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// Where a resource stands after a reconcile.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// OVH matches the spec.
+    Ready(String),
+    /// Work is under way or will be retried by itself (a task runs, a backoff is scheduled).
+    Progressing {
+        reason: &'static str,
+        message: String,
+    },
+    /// Nothing will change until someone changes the spec, a Secret or OVH.
+    Stalled {
+        reason: &'static str,
+        message: String,
+    },
+    /// Paused by annotation: neither progress nor failure (Ready=False reason `Paused`).
+    Paused(String),
+}
+
+/// Sets the three conditions; returns whether any changed.
+pub fn apply(
+    conditions: &mut Vec<Condition>,
+    verdict: &Verdict,
+    generation: Option<i64>,
+    now: &Time,
+) -> bool {
+    let (ready, reconciling, stalled, reason, message) = match verdict {
+        Verdict::Ready(m) => (true, false, false, reasons::READY, m.as_str()),
+        Verdict::Progressing { reason, message } => (false, true, false, *reason, message.as_str()),
+        Verdict::Stalled { reason, message } => (false, false, true, *reason, message.as_str()),
+        Verdict::Paused(m) => (false, false, false, reasons::PAUSED, m.as_str()),
+    };
+    let make = |type_: &str, on: bool, reason: &str, message: &str| {
+        Condition::new(type_, ConditionStatus::from(on), reason, message)
+            .with_generation(generation)
+    };
+    let mut changed = set_condition(conditions, make(types::READY, ready, reason, message), now);
+    let (r_reason, r_message) = if reconciling {
+        (reason, message)
+    } else {
+        (reasons::READY, "")
+    };
+    changed |= set_condition(
+        conditions,
+        make(types::RECONCILING, reconciling, r_reason, r_message),
+        now,
+    );
+    let (s_reason, s_message) = if stalled {
+        (reason, message)
+    } else {
+        (reasons::READY, "")
+    };
+    changed |= set_condition(
+        conditions,
+        make(types::STALLED, stalled, s_reason, s_message),
+        now,
+    );
+    changed
+}
+
+/// The verdict for an error: retryable ones keep reconciling, terminal ones stall.
+pub fn verdict_for(error: &Error) -> Verdict {
+    let message = error.to_string();
+    if error.is_retryable() {
+        Verdict::Progressing {
+            reason: error.reason(),
+            message,
+        }
+    } else {
+        Verdict::Stalled {
+            reason: error.reason(),
+            message,
+        }
+    }
+}
+
+/// Writes `status` with server-side apply on `/status`, unless it equals `old`.
+pub async fn write_status<K, S>(
+    api: &Api<K>,
+    name: &str,
+    old: Option<&S>,
+    status: &S,
+) -> Result<bool, Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+    S: Serialize + PartialEq,
+{
+    if old == Some(status) {
+        return Ok(false);
+    }
+    let body = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await
+    .map_err(|source| Error::Kube {
+        action: "write status",
+        source,
+    })?;
+    Ok(true)
+}
+
+pub fn now() -> Time {
+    Time(jiff::Timestamp::now())
+}

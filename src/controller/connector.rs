@@ -1,0 +1,723 @@
+//! Reconciling a `SendConnector`: find or create its OVH connector, converge its fields and
+//! authentication one task at a time, delete it when the resource goes.
+use super::conditions::{self, Verdict, now, write_status};
+use super::context::Context;
+use super::credentials::{exchange_client, password};
+use super::error::Error;
+use super::soon;
+use crate::crd::{
+    AppliedAuthentication, AppliedSecret, CreationIntent, DeletionPolicy, FINALIZER, LastTask,
+    PendingTask, RECONCILE_REQUESTED_AT_ANNOTATION, SendConnector, SendConnectorStatus,
+    find_condition, reasons, types,
+};
+use crate::ovh::model::{AuthMechanism, TaskStatus};
+use crate::ovh::{ExchangeApi, OvhError};
+use crate::reconcile::connector::{
+    AppliedAuth, Cause, ConnectorMemory, ConnectorStep, DeletionStep, DesiredAuth,
+    DesiredConnector, ObservedConnectors, SecretVersion, plan, plan_deletion,
+};
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::{Api, Resource, ResourceExt};
+use std::sync::Arc;
+
+type Outcome = Result<(Verdict, Action), Error>;
+
+pub async fn reconcile(sc: Arc<SendConnector>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let ns = sc.namespace().unwrap_or_default();
+    let name = sc.name_any();
+    let api: Api<SendConnector> = Api::namespaced(ctx.client.clone(), &ns);
+    let key = format!("{ns}/SendConnector/{name}");
+    let uid = sc.uid().unwrap_or_default();
+    let old: Option<SendConnectorStatus> =
+        ctx.remembered_status(&uid).or_else(|| sc.status.clone());
+    let mut status = old.clone().unwrap_or_default();
+
+    let outcome = if sc.meta().deletion_timestamp.is_some() {
+        if !sc.finalizers().iter().any(|f| f == FINALIZER) {
+            return Ok(Action::await_change());
+        }
+        match cleanup(&sc, &ctx, &api, &mut status).await {
+            Ok(None) => {
+                remove_finalizer(&api, &sc).await?;
+                ctx.reset_backoff(&key);
+                ctx.forget_status(&uid);
+                return Ok(Action::await_change());
+            }
+            Ok(Some(result)) => Ok(result),
+            Err(e) => Err(e),
+        }
+    } else {
+        if !sc.finalizers().iter().any(|f| f == FINALIZER) {
+            add_finalizer(&api, &sc).await?;
+        }
+        converge(&sc, &ctx, &api, &mut status).await
+    };
+
+    let (verdict, action) = match outcome {
+        Ok((verdict, action)) => {
+            ctx.reset_backoff(&key);
+            (verdict, action)
+        }
+        Err(e) => {
+            tracing::info!(resource = %key, error = %e, retryable = e.is_retryable(), "SendConnector reconcile failed");
+            let action = if e.is_retryable() {
+                Action::requeue(ctx.next_backoff(&key))
+            } else {
+                Action::requeue(ctx.config.stalled_retry)
+            };
+            let verdict = match (&e, sc.meta().deletion_timestamp.is_some()) {
+                (_, true)
+                    if !e.is_retryable() || matches!(e, Error::CredentialsSecretMissing { .. }) =>
+                {
+                    Verdict::Stalled {
+                        reason: reasons::DELETION_BLOCKED,
+                        message: format!(
+                            "cannot delete the connector on OVH: {e}; set spec.deletionPolicy: Orphan to let the resource go without touching OVH"
+                        ),
+                    }
+                }
+                _ => conditions::verdict_for(&e),
+            };
+            (verdict, action)
+        }
+    };
+    conditions::apply(
+        &mut status.conditions,
+        &verdict,
+        sc.meta().generation,
+        &now(),
+    );
+    status.observed_generation = sc.meta().generation;
+    status.last_handled_reconcile_at = sc
+        .annotations()
+        .get(RECONCILE_REQUESTED_AT_ANNOTATION)
+        .cloned();
+    write_status(&api, &name, old.as_ref(), &status).await?;
+    ctx.remember_status(&uid, &status);
+    Ok(action)
+}
+
+#[allow(clippy::needless_pass_by_value)] // the signature kube-runtime calls
+pub fn error_policy(sc: Arc<SendConnector>, error: &Error, ctx: Arc<Context>) -> Action {
+    let key = format!(
+        "{}/SendConnector/{}",
+        sc.namespace().unwrap_or_default(),
+        sc.name_any()
+    );
+    tracing::warn!(resource = %key, %error, "SendConnector reconcile failed");
+    Action::requeue(ctx.next_backoff(&key))
+}
+
+async fn add_finalizer(api: &Api<SendConnector>, sc: &SendConnector) -> Result<(), Error> {
+    let mut finalizers = sc.finalizers().to_vec();
+    finalizers.push(FINALIZER.to_owned());
+    let patch = serde_json::json!({"metadata": {"finalizers": finalizers, "resourceVersion": sc.resource_version()}});
+    api.patch(
+        &sc.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .map_err(|source| Error::Kube {
+        action: "add the finalizer",
+        source,
+    })?;
+    Ok(())
+}
+
+async fn remove_finalizer(api: &Api<SendConnector>, sc: &SendConnector) -> Result<(), Error> {
+    let finalizers: Vec<&String> = sc.finalizers().iter().filter(|f| *f != FINALIZER).collect();
+    let patch = serde_json::json!({"metadata": {"finalizers": finalizers, "resourceVersion": sc.resource_version()}});
+    match api
+        .patch(
+            &sc.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(source) => Err(Error::Kube {
+            action: "remove the finalizer",
+            source,
+        }),
+    }
+}
+
+async fn publish(
+    ctx: &Context,
+    sc: &SendConnector,
+    type_: EventType,
+    reason: &str,
+    action: &str,
+    note: String,
+) {
+    let event = Event {
+        type_,
+        reason: reason.to_owned(),
+        note: Some(note),
+        action: action.to_owned(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &sc.object_ref(&())).await {
+        tracing::debug!(error = %e, "could not publish an Event");
+    }
+}
+
+fn desired(sc: &SendConnector, password_version: Option<(String, String)>) -> DesiredConnector {
+    let mechanism = sc.spec.mechanism();
+    DesiredConnector {
+        display_name: sc.display_name().to_owned(),
+        smart_host: sc.spec.smart_host.clone(),
+        port: i64::from(sc.spec.port),
+        require_tls: sc.spec.require_tls,
+        max_send_size: i64::from(sc.spec.max_send_size),
+        auth: DesiredAuth {
+            mechanism,
+            user: sc.spec.auth_user().map(str::to_owned),
+            password_secret: sc.spec.password_secret_ref().zip(password_version).map(
+                |(r, (uid, rv))| SecretVersion {
+                    name: r.name.clone(),
+                    uid,
+                    resource_version: rv,
+                },
+            ),
+        },
+    }
+}
+
+fn memory(sc: &SendConnector, status: &SendConnectorStatus) -> ConnectorMemory {
+    let ready = find_condition(&status.conditions, types::READY).filter(|c| c.is_true());
+    ConnectorMemory {
+        connector_id: status.connector_id,
+        applied_auth: status.applied_authentication.as_ref().map(|a| AppliedAuth {
+            mechanism: a.mechanism,
+            user: a.user.clone(),
+            password_secret: a.password_secret.as_ref().map(|s| SecretVersion {
+                name: s.name.clone(),
+                uid: s.uid.clone(),
+                resource_version: s.resource_version.clone(),
+            }),
+        }),
+        creation_requested: status.creation.is_some(),
+        converged_generation: ready
+            .and_then(|c| c.observed_generation)
+            .filter(|g| Some(*g) == sc.meta().generation),
+    }
+}
+
+fn applied(desired: &DesiredAuth, key: Option<&str>) -> AppliedAuthentication {
+    AppliedAuthentication {
+        mechanism: desired.mechanism,
+        user: desired.user.clone(),
+        password_secret: desired.password_secret.as_ref().map(|s| AppliedSecret {
+            name: s.name.clone(),
+            key: key.unwrap_or(crate::crd::DEFAULT_PASSWORD_KEY).to_owned(),
+            uid: s.uid.clone(),
+            resource_version: s.resource_version.clone(),
+        }),
+    }
+}
+
+/// Another resource that claims the same (organization, service, displayName) first.
+fn conflicting_owner(sc: &SendConnector, ctx: &Context) -> Option<String> {
+    let mine = sc.ovh_key();
+    let my_order = (sc.creation_timestamp(), sc.namespace(), sc.name_any());
+    ctx.connectors
+        .state()
+        .into_iter()
+        .filter(|o| {
+            o.uid() != sc.uid() && o.meta().deletion_timestamp.is_none() && o.ovh_key() == mine
+        })
+        .filter(|o| (o.creation_timestamp(), o.namespace(), o.name_any()) < my_order)
+        .map(|o| {
+            format!(
+                "SendConnector {}/{}",
+                o.namespace().unwrap_or_default(),
+                o.name_any()
+            )
+        })
+        .min()
+}
+
+/// Polls the recorded task. `Some` ends this reconcile (still running, or failed).
+async fn poll_task(
+    sc: &SendConnector,
+    ctx: &Context,
+    api: &ExchangeApi,
+    status: &mut SendConnectorStatus,
+) -> Result<Option<(Verdict, Action)>, Error> {
+    let Some(pending) = status.pending_task.clone() else {
+        return Ok(None);
+    };
+    match api.get_task(pending.id).await {
+        Ok(task) if !task.status.is_finished() => {
+            status.pending_task = Some(PendingTask {
+                status: task.status.to_string(),
+                ..pending.clone()
+            });
+            Ok(Some((
+                Verdict::Progressing {
+                    reason: reasons::TASK_PENDING,
+                    message: format!(
+                        "OVH task {} ({}) is {}",
+                        task.id, task.function, task.status
+                    ),
+                },
+                Action::requeue(ctx.config.task_poll),
+            )))
+        }
+        Ok(task) => {
+            status.pending_task = None;
+            status.last_task = Some(LastTask {
+                id: task.id,
+                function: task.function.clone(),
+                status: task.status.to_string(),
+                finished_at: Some(now()),
+            });
+            if task.status == TaskStatus::Done {
+                return Ok(None);
+            }
+            // The change did not happen: forget what it was meant to record, so it is retried.
+            if task.function == "addSendConnector" {
+                status.creation = None;
+            } else if pending.function == "changeAuthentication"
+                || task.function != "deleteSendConnector"
+            {
+                status.applied_authentication = None;
+            }
+            let message = format!(
+                "OVH task {} ({}) ended in {}",
+                task.id, task.function, task.status
+            );
+            publish(
+                ctx,
+                sc,
+                EventType::Warning,
+                reasons::TASK_FAILED,
+                "PollTask",
+                message.clone(),
+            )
+            .await;
+            let key = format!(
+                "{}/SendConnector/{}",
+                sc.namespace().unwrap_or_default(),
+                sc.name_any()
+            );
+            Ok(Some((
+                Verdict::Progressing {
+                    reason: reasons::TASK_FAILED,
+                    message,
+                },
+                Action::requeue(ctx.next_backoff(&key)),
+            )))
+        }
+        Err(e) if e.is_not_found() => {
+            // Finished tasks may vanish: the connector itself tells the outcome.
+            status.pending_task = None;
+            status.last_task = Some(LastTask {
+                id: pending.id,
+                function: pending.function,
+                status: "finished".into(),
+                finished_at: Some(now()),
+            });
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn observe(api: &ExchangeApi, with_pending: bool) -> Result<ObservedConnectors, OvhError> {
+    let connectors = api.list_send_connectors().await?;
+    let pending_creations = if with_pending {
+        Some(
+            api.pending_tasks(Some("addSendConnector"))
+                .await?
+                .into_iter()
+                .map(|t| t.id)
+                .collect(),
+        )
+    } else {
+        None
+    };
+    Ok(ObservedConnectors {
+        connectors,
+        pending_creations,
+    })
+}
+
+async fn converge(
+    sc: &SendConnector,
+    ctx: &Context,
+    k8s: &Api<SendConnector>,
+    status: &mut SendConnectorStatus,
+) -> Outcome {
+    let ns = sc.namespace().unwrap_or_default();
+    if sc.is_paused() {
+        return Ok((
+            Verdict::Paused("sendconnector.io/paused is \"true\": no OVH writes".into()),
+            Action::await_change(),
+        ));
+    }
+    if let Some(owner) = conflicting_owner(sc, ctx) {
+        return Ok((
+            Verdict::Stalled {
+                reason: reasons::CONFLICT,
+                message: format!(
+                    "{owner} already manages connector {:?} on this service",
+                    sc.display_name()
+                ),
+            },
+            Action::requeue(ctx.resync()),
+        ));
+    }
+    let exchange = exchange_client(
+        ctx,
+        &ns,
+        sc.spec
+            .credentials_secret_ref
+            .as_ref()
+            .map(|r| r.name.as_str()),
+    )
+    .await?;
+    let api = exchange.service(&sc.spec.organization, sc.service());
+    if let Some(done) = poll_task(sc, ctx, &api, status).await? {
+        return Ok(done);
+    }
+    let password_version = match sc.spec.password_secret_ref() {
+        Some(r) => {
+            let p = password(ctx, &ns, r).await?;
+            Some((p.uid, p.resource_version))
+        }
+        None => None,
+    };
+    let desired = desired(sc, password_version);
+    let memory = memory(sc, status);
+    let generation = sc.meta().generation.unwrap_or_default();
+    let mut observed = observe(&api, false).await?;
+    let mut step = plan(&desired, &memory, &observed, generation);
+    if step == ConnectorStep::ReadPendingCreations {
+        observed = observe(&api, true).await?;
+        step = plan(&desired, &memory, &observed, generation);
+    }
+    let key_name = sc.spec.password_secret_ref().map(|r| r.key.as_str());
+    match step {
+        ConnectorStep::InSync { id, adopted } => {
+            let current = observed.connectors.iter().find(|c| c.id == id);
+            status.connector_id = Some(id);
+            status.state = current.map(|c| c.state.as_str().to_owned());
+            status.creation = None;
+            if adopted {
+                publish(ctx, sc, EventType::Normal, "Adopted", "Adopt", format!("adopted existing OVH connector {id} ({:?}); deleting this resource with deletionPolicy Delete deletes it", desired.display_name)).await;
+            }
+            if status.applied_authentication.is_none()
+                && desired.auth.mechanism == AuthMechanism::None
+            {
+                status.applied_authentication = Some(applied(&desired.auth, key_name));
+            }
+            Ok((
+                Verdict::Ready(format!("OVH connector {id} matches the spec")),
+                Action::requeue(ctx.resync()),
+            ))
+        }
+        ConnectorStep::Wait { id, reason } => {
+            if id.is_some() {
+                status.connector_id = id;
+            }
+            Ok((
+                Verdict::Progressing {
+                    reason: reasons::TASK_PENDING,
+                    message: reason,
+                },
+                soon(),
+            ))
+        }
+        ConnectorStep::WaitForCreation { tasks } => Ok((
+            Verdict::Progressing {
+                reason: reasons::TASK_PENDING,
+                message: format!(
+                    "waiting for connector creations in flight on the service (tasks {tasks:?})"
+                ),
+            },
+            soon(),
+        )),
+        ConnectorStep::ReadPendingCreations => Ok((
+            Verdict::Progressing {
+                reason: reasons::PROGRESSING,
+                message: "reading pending creations".into(),
+            },
+            soon(),
+        )),
+        ConnectorStep::Ambiguous { ids } => Ok((
+            Verdict::Stalled {
+                reason: reasons::CONFLICT,
+                message: format!(
+                    "{} connectors named {:?} exist on OVH (ids {ids:?}); delete the extra ones or set status by hand",
+                    ids.len(),
+                    desired.display_name
+                ),
+            },
+            Action::requeue(ctx.resync()),
+        )),
+        ConnectorStep::Create(create) => {
+            let pw = match (create.with_password, sc.spec.password_secret_ref()) {
+                (true, Some(r)) => Some(password(ctx, &ns, r).await?.value),
+                _ => None,
+            };
+            // Record the intent before the POST: after a crash or a lost answer, the next
+            // reconcile looks for the connector instead of creating a second one.
+            status.creation = Some(CreationIntent {
+                display_name: create.display_name.clone(),
+                requested_at: now(),
+                task_id: None,
+            });
+            let uid = sc.uid().unwrap_or_default();
+            let old: Option<SendConnectorStatus> =
+                ctx.remembered_status(&uid).or_else(|| sc.status.clone());
+            write_status(k8s, &sc.name_any(), old.as_ref(), status).await?;
+            ctx.remember_status(&uid, status);
+            match api.create_send_connector(&create.body(pw)).await {
+                Ok(task) => {
+                    if let Some(c) = status.creation.as_mut() {
+                        c.task_id = Some(task.id);
+                    }
+                    status.pending_task = Some(PendingTask {
+                        id: task.id,
+                        function: task.function.clone(),
+                        status: task.status.to_string(),
+                        since: Some(now()),
+                    });
+                    status.applied_authentication = Some(applied(&desired.auth, key_name));
+                    publish(
+                        ctx,
+                        sc,
+                        EventType::Normal,
+                        "Created",
+                        "CreateConnector",
+                        format!(
+                            "creating OVH connector {:?} (task {})",
+                            create.display_name, task.id
+                        ),
+                    )
+                    .await;
+                    Ok((
+                        Verdict::Progressing {
+                            reason: reasons::TASK_PENDING,
+                            message: format!("OVH task {} (addSendConnector) started", task.id),
+                        },
+                        Action::requeue(ctx.config.task_poll),
+                    ))
+                }
+                Err(e) => {
+                    if !e.is_retryable() {
+                        // OVH refused it: nothing was created.
+                        status.creation = None;
+                    }
+                    Err(e.into())
+                }
+            }
+        }
+        ConnectorStep::Update {
+            id,
+            update,
+            cause,
+            adopted,
+        } => {
+            status.connector_id = Some(id);
+            if adopted {
+                publish(ctx, sc, EventType::Normal, "Adopted", "Adopt", format!("adopted existing OVH connector {id}; deleting this resource with deletionPolicy Delete deletes it")).await;
+            }
+            api.update_send_connector(id, &update).await?;
+            let fields = update.field_names().join(", ");
+            let (reason, note) = match cause {
+                Cause::Drift => (
+                    "DriftCorrected",
+                    format!("put back {fields} changed outside Kubernetes on OVH connector {id}"),
+                ),
+                Cause::Spec => ("Updated", format!("updated {fields} of OVH connector {id}")),
+            };
+            publish(ctx, sc, EventType::Normal, reason, "UpdateConnector", note).await;
+            Ok((
+                Verdict::Progressing {
+                    reason: reasons::PROGRESSING,
+                    message: format!("updating {fields}"),
+                },
+                soon(),
+            ))
+        }
+        ConnectorStep::ChangeAuthentication {
+            id,
+            mechanism,
+            user,
+            with_password,
+            adopted,
+            why,
+        } => {
+            status.connector_id = Some(id);
+            if adopted {
+                publish(ctx, sc, EventType::Normal, "Adopted", "Adopt", format!("adopted existing OVH connector {id}; deleting this resource with deletionPolicy Delete deletes it")).await;
+            }
+            let pw = match (with_password, sc.spec.password_secret_ref()) {
+                (true, Some(r)) => Some(password(ctx, &ns, r).await?.value),
+                _ => None,
+            };
+            let task = api
+                .change_authentication(
+                    id,
+                    &ConnectorStep::change_authentication_body(mechanism, user, pw),
+                )
+                .await?;
+            status.pending_task = Some(PendingTask {
+                id: task.id,
+                function: "changeAuthentication".into(),
+                status: task.status.to_string(),
+                since: Some(now()),
+            });
+            status.applied_authentication = Some(applied(&desired.auth, key_name));
+            publish(
+                ctx,
+                sc,
+                EventType::Normal,
+                "AuthenticationChanged",
+                "ChangeAuthentication",
+                format!(
+                    "changing the authentication of OVH connector {id}: {why} (task {})",
+                    task.id
+                ),
+            )
+            .await;
+            Ok((
+                Verdict::Progressing {
+                    reason: reasons::TASK_PENDING,
+                    message: format!("OVH task {} (changeAuthentication) started", task.id),
+                },
+                Action::requeue(ctx.config.task_poll),
+            ))
+        }
+    }
+}
+
+/// Deletion. `Ok(None)`: done, the finalizer may go.
+async fn cleanup(
+    sc: &SendConnector,
+    ctx: &Context,
+    _k8s: &Api<SendConnector>,
+    status: &mut SendConnectorStatus,
+) -> Result<Option<(Verdict, Action)>, Error> {
+    let ns = sc.namespace().unwrap_or_default();
+    if sc.spec.deletion_policy == DeletionPolicy::Orphan {
+        publish(
+            ctx,
+            sc,
+            EventType::Normal,
+            "Orphaned",
+            "Delete",
+            "deletionPolicy is Orphan: the OVH connector is left as it is".into(),
+        )
+        .await;
+        return Ok(None);
+    }
+    let users: Vec<String> = ctx
+        .bindings_of(&ns, &sc.name_any())
+        .iter()
+        .map(|b| b.name_any())
+        .collect();
+    if !users.is_empty() {
+        return Ok(Some((
+            Verdict::Progressing {
+                reason: reasons::DELETION_BLOCKED,
+                message: format!(
+                    "waiting for MailboxBindings that use this connector: {}",
+                    users.join(", ")
+                ),
+            },
+            soon(),
+        )));
+    }
+    let exchange = exchange_client(
+        ctx,
+        &ns,
+        sc.spec
+            .credentials_secret_ref
+            .as_ref()
+            .map(|r| r.name.as_str()),
+    )
+    .await?;
+    let api = exchange.service(&sc.spec.organization, sc.service());
+    if let Some(done) = poll_task(sc, ctx, &api, status).await? {
+        return Ok(Some(done));
+    }
+    let desired = desired(sc, None);
+    let memory = memory(sc, status);
+    let mut observed = observe(&api, false).await?;
+    let mut step = plan_deletion(&desired, &memory, &observed);
+    if step == DeletionStep::ReadPendingCreations {
+        observed = observe(&api, true).await?;
+        step = plan_deletion(&desired, &memory, &observed);
+    }
+    match step {
+        DeletionStep::Gone => {
+            publish(
+                ctx,
+                sc,
+                EventType::Normal,
+                "Deleted",
+                "Delete",
+                "the OVH connector is gone".into(),
+            )
+            .await;
+            Ok(None)
+        }
+        DeletionStep::Wait { reason } => Ok(Some((
+            Verdict::Progressing {
+                reason: reasons::DELETING,
+                message: reason,
+            },
+            soon(),
+        ))),
+        DeletionStep::ReadPendingCreations => Ok(Some((
+            Verdict::Progressing {
+                reason: reasons::DELETING,
+                message: "reading pending creations".into(),
+            },
+            soon(),
+        ))),
+        DeletionStep::Delete { id } => match api.delete_send_connector(id).await {
+            Ok(task) => {
+                status.pending_task = Some(PendingTask {
+                    id: task.id,
+                    function: task.function.clone(),
+                    status: task.status.to_string(),
+                    since: Some(now()),
+                });
+                publish(
+                    ctx,
+                    sc,
+                    EventType::Normal,
+                    "Deleting",
+                    "DeleteConnector",
+                    format!("deleting OVH connector {id} (task {})", task.id),
+                )
+                .await;
+                Ok(Some((
+                    Verdict::Progressing {
+                        reason: reasons::DELETING,
+                        message: format!("OVH task {} (deleteSendConnector) started", task.id),
+                    },
+                    Action::requeue(ctx.config.task_poll),
+                )))
+            }
+            Err(e) if e.is_not_found() => Ok(Some((
+                Verdict::Progressing {
+                    reason: reasons::DELETING,
+                    message: "connector already gone".into(),
+                },
+                soon(),
+            ))),
+            Err(e) => Err(e.into()),
+        },
+    }
+}

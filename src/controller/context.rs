@@ -1,0 +1,206 @@
+//! What every reconcile shares: the Kubernetes client, the stores of both kinds, one OVH
+//! client per set of credentials (so they share a request budget), Events and backoff state.
+use crate::crd::{MailboxBinding, SendConnector};
+use crate::ovh::{BudgetRegistry, BudgetSettings, ClientOptions, ExchangeClient};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::Store;
+use kube::{Client, ResourceExt};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The operator's settings (from `run`'s flags, or `local` mode).
+#[derive(Clone, Debug)]
+pub struct ControllerConfig {
+    /// Watch one namespace, or all when `None`.
+    pub namespace: Option<String>,
+    /// How often a converged resource is compared with OVH again (drift), before jitter.
+    pub resync_interval: Duration,
+    pub budget: BudgetSettings,
+    pub ovh: ClientOptions,
+    /// The operator's default OVH credentials Secret (`namespace`, `name`).
+    pub default_credentials_secret: Option<(String, String)>,
+    /// Namespaces whose resources may use the default credentials.
+    pub default_credentials_namespaces: Vec<String>,
+    /// Requeue delay after a terminal (Stalled) error: a slow safety timer.
+    pub stalled_retry: Duration,
+    /// Per-object backoff after retryable errors: first delay and cap.
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// How often a running OVH task is polled.
+    pub task_poll: Duration,
+}
+
+impl Default for ControllerConfig {
+    fn default() -> Self {
+        Self {
+            namespace: None,
+            resync_interval: Duration::from_secs(600),
+            budget: BudgetSettings::default(),
+            ovh: ClientOptions::default(),
+            default_credentials_secret: None,
+            default_credentials_namespaces: Vec::new(),
+            stalled_retry: Duration::from_secs(3600),
+            backoff_base: Duration::from_secs(5),
+            backoff_max: Duration::from_secs(300),
+            task_poll: Duration::from_secs(5),
+        }
+    }
+}
+
+pub struct Context {
+    pub client: Client,
+    pub config: ControllerConfig,
+    pub connectors: Store<SendConnector>,
+    pub bindings: Store<MailboxBinding>,
+    pub recorder: Recorder,
+    pub budgets: BudgetRegistry,
+    /// OVH clients by credentials identity.
+    pub(super) ovh_clients: Mutex<HashMap<String, ExchangeClient>>,
+    /// The status this process last wrote, per object uid. The watch cache may still hold an
+    /// older copy when the next reconcile starts; only the operator writes status, so its own
+    /// last write is the truth.
+    pub(super) statuses: Mutex<HashMap<String, serde_json::Value>>,
+    /// Consecutive retryable failures per object (`namespace/kind/name`), for backoff.
+    pub(super) failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    pub fn new(
+        client: Client,
+        config: ControllerConfig,
+        connectors: Store<SendConnector>,
+        bindings: Store<MailboxBinding>,
+    ) -> Self {
+        let reporter = Reporter {
+            controller: crate::crd::FIELD_MANAGER.to_owned(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            budgets: BudgetRegistry::new(config.budget),
+            client,
+            config,
+            connectors,
+            bindings,
+            ovh_clients: Mutex::default(),
+            statuses: Mutex::default(),
+            failures: Mutex::default(),
+        }
+    }
+
+    /// SendConnectors of `namespace` whose password or credentials Secret is `name`.
+    pub fn connectors_using_secret(&self, namespace: &str, name: &str) -> Vec<Arc<SendConnector>> {
+        let default_secret = self
+            .config
+            .default_credentials_secret
+            .as_ref()
+            .is_some_and(|(ns, n)| ns == namespace && n == name);
+        self.connectors
+            .state()
+            .into_iter()
+            .filter(|c| {
+                let same_ns = c.namespace().as_deref() == Some(namespace);
+                let password = c.spec.password_secret_ref().is_some_and(|r| r.name == name);
+                let creds = c
+                    .spec
+                    .credentials_secret_ref
+                    .as_ref()
+                    .is_some_and(|r| r.name == name);
+                (same_ns && (password || creds))
+                    || (default_secret && c.spec.credentials_secret_ref.is_none())
+            })
+            .collect()
+    }
+
+    /// MailboxBindings whose connector uses the Secret as OVH credentials.
+    pub fn bindings_using_secret(&self, namespace: &str, name: &str) -> Vec<Arc<MailboxBinding>> {
+        let connectors: Vec<String> = self
+            .connectors_using_secret(namespace, name)
+            .iter()
+            .map(|c| c.name_any())
+            .collect();
+        self.bindings
+            .state()
+            .into_iter()
+            .filter(|b| {
+                b.namespace().as_deref() == Some(namespace)
+                    && connectors.contains(&b.spec.connector_ref.name)
+            })
+            .collect()
+    }
+
+    /// MailboxBindings of `namespace` that reference the SendConnector `name`.
+    pub fn bindings_of(&self, namespace: &str, name: &str) -> Vec<Arc<MailboxBinding>> {
+        self.bindings
+            .state()
+            .into_iter()
+            .filter(|b| {
+                b.namespace().as_deref() == Some(namespace) && b.spec.connector_ref.name == name
+            })
+            .collect()
+    }
+
+    pub fn connector(&self, namespace: &str, name: &str) -> Option<Arc<SendConnector>> {
+        self.connectors
+            .get(&kube::runtime::reflector::ObjectRef::new(name).within(namespace))
+    }
+
+    /// Records a retryable failure and returns the backoff before the next attempt.
+    pub fn next_backoff(&self, key: &str) -> Duration {
+        let mut failures = self
+            .failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = failures.entry(key.to_owned()).or_insert(0);
+        *n = n.saturating_add(1);
+        let exp = self
+            .config
+            .backoff_base
+            .saturating_mul(2u32.saturating_pow(n.saturating_sub(1).min(16)));
+        let capped = exp.min(self.config.backoff_max);
+        // Jitter of up to a fifth, so resources that failed together do not retry together.
+        capped.mul_f64(1.0 + rand::random::<f64>() * 0.2)
+    }
+
+    pub fn reset_backoff(&self, key: &str) {
+        self.failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(key);
+    }
+
+    /// The status last written for `uid`, if this process wrote one.
+    pub fn remembered_status<S: serde::de::DeserializeOwned>(&self, uid: &str) -> Option<S> {
+        let statuses = self
+            .statuses
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        statuses
+            .get(uid)
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+    }
+
+    pub fn remember_status<S: serde::Serialize>(&self, uid: &str, status: &S) {
+        if let Ok(v) = serde_json::to_value(status) {
+            self.statuses
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(uid.to_owned(), v);
+        }
+    }
+
+    pub fn forget_status(&self, uid: &str) {
+        self.statuses
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(uid);
+    }
+
+    /// The resync delay with up to ±10 % jitter.
+    pub fn resync(&self) -> Duration {
+        self.config
+            .resync_interval
+            .mul_f64(0.9 + rand::random::<f64>() * 0.2)
+    }
+}
