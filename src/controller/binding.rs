@@ -18,7 +18,7 @@ use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource, ResourceExt};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 pub async fn reconcile(mb: Arc<MailboxBinding>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -216,11 +216,14 @@ async fn read_domains(
     Ok(out)
 }
 
+/// One OVH write and its Event. `was_bound` holds what the last status reported bound: a
+/// difference there was made outside Kubernetes, and putting it back is drift correction.
 async fn write(
     api: &ExchangeApi,
     ctx: &Context,
     mb: &MailboxBinding,
     w: &BindingWrite,
+    was_bound: &BTreeSet<String>,
 ) -> Result<(), OvhError> {
     match w {
         BindingWrite::SetAccount {
@@ -229,51 +232,53 @@ async fn write(
             previous,
         } => {
             api.set_account_connector(address, *connector_id).await?;
-            if *previous != 0 && *connector_id != 0 {
-                publish(
-                    ctx,
-                    mb,
+            let (reason, note) = if *connector_id != 0 && was_bound.contains(address) {
+                (
+                    "DriftCorrected",
+                    format!(
+                        "{address} had been pointed at connector {previous} outside Kubernetes; put back to {connector_id}"
+                    ),
+                )
+            } else if *previous != 0 && *connector_id != 0 {
+                (
                     "Overwritten",
-                    "AttachMailbox",
                     format!(
                         "{address} sent through connector {previous}; now through {connector_id}"
                     ),
                 )
-                .await;
             } else if *connector_id == 0 {
-                publish(
-                    ctx,
-                    mb,
+                (
                     "Detached",
-                    "DetachMailbox",
                     format!("{address} sends through the platform's own server again"),
                 )
-                .await;
             } else {
-                publish(
-                    ctx,
-                    mb,
+                (
                     "Attached",
-                    "AttachMailbox",
                     format!("{address} now sends through connector {connector_id}"),
                 )
-                .await;
-            }
+            };
+            publish(ctx, mb, reason, "SetAccount", note).await;
         }
         BindingWrite::SetDomainDefault {
             domain,
             connector_id,
-            ..
+            previous,
         } => {
             api.change_default_sbr(domain, *connector_id).await?;
-            publish(
-                ctx,
-                mb,
-                "DomainDefaultSet",
-                "ChangeDefaultSBR",
-                format!("new mailboxes of {domain} will use connector {connector_id}"),
-            )
-            .await;
+            let (reason, note) = if *connector_id != 0 && was_bound.contains(&domain_key(domain)) {
+                (
+                    "DriftCorrected",
+                    format!(
+                        "the default connector of {domain} had been changed to {previous} outside Kubernetes; put back to {connector_id}"
+                    ),
+                )
+            } else {
+                (
+                    "DomainDefaultSet",
+                    format!("new mailboxes of {domain} will use connector {connector_id}"),
+                )
+            };
+            publish(ctx, mb, reason, "ChangeDefaultSBR", note).await;
         }
     }
     Ok(())
@@ -360,8 +365,21 @@ async fn converge(
         accounts,
         domain_objects,
     });
+    let was_bound: BTreeSet<String> = status
+        .mailboxes
+        .iter()
+        .filter(|m| m.phase == BindingPhase::Bound)
+        .map(|m| m.address.clone())
+        .chain(
+            status
+                .domains
+                .iter()
+                .filter(|d| d.phase == BindingPhase::Bound)
+                .map(|d| domain_key(&d.name)),
+        )
+        .collect();
     for w in &p.writes {
-        write(&api, ctx, mb, w).await?;
+        write(&api, ctx, mb, w, &was_bound).await?;
     }
     status.connector_id = Some(connector_id);
     status.mailboxes = p
@@ -499,7 +517,7 @@ async fn release(
         return Ok(None);
     }
     for w in &writes {
-        write(&api, ctx, mb, w).await?;
+        write(&api, ctx, mb, w, &BTreeSet::new()).await?;
     }
     Ok(Some((
         Verdict::Progressing {

@@ -403,6 +403,7 @@ async fn converge(
         observed = observe(&api, true).await?;
         step = plan(&desired, &memory, &observed, generation);
     }
+    tracing::debug!(resource = %sc.name_any(), ?memory, ?step, "planned");
     let key_name = sc.spec.password_secret_ref().map(|r| r.key.as_str());
     match step {
         ConnectorStep::InSync { id, adopted } => {
@@ -474,6 +475,9 @@ async fn converge(
                 requested_at: now(),
                 task_id: None,
             });
+            // The password goes in this POST: if the answer is lost but OVH applied it, the
+            // connector has exactly this authentication, so it need not be pushed again.
+            status.applied_authentication = Some(applied(&desired.auth, key_name));
             let uid = sc.uid().unwrap_or_default();
             let old: Option<SendConnectorStatus> =
                 ctx.remembered_status(&uid).or_else(|| sc.status.clone());
@@ -515,6 +519,7 @@ async fn converge(
                     if !e.is_retryable() {
                         // OVH refused it: nothing was created.
                         status.creation = None;
+                        status.applied_authentication = None;
                     }
                     Err(e.into())
                 }

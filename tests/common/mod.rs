@@ -35,6 +35,7 @@ pub struct Harness {
     pub sim: RunningSimulator,
     pub stop: Option<tokio::sync::oneshot::Sender<()>>,
     pub task: Option<tokio::task::JoinHandle<()>>,
+    pub resync: Duration,
 }
 
 impl Harness {
@@ -75,12 +76,14 @@ impl Harness {
             sim,
             stop: None,
             task: None,
+            resync,
         };
         h.start_controller(resync);
         h
     }
 
     pub fn start_controller(&mut self, resync: Duration) {
+        self.resync = resync;
         let config = ControllerConfig {
             resync_interval: resync,
             budget: BudgetSettings {
@@ -162,3 +165,154 @@ pub fn binding_manifest(name: &str, connector: &str) -> MailboxBinding {
 
 /// Route template prefix of the simulator's counters.
 pub const P: &str = "/email/exchange/{organizationName}/service/{exchangeService}";
+
+impl Harness {
+    /// Stops the controllers and waits until they are gone.
+    pub async fn stop_controller(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(20), task)
+                .await
+                .expect("controller stops")
+                .unwrap();
+        }
+    }
+
+    /// A new controller process: nothing kept in memory, only what Kubernetes holds.
+    pub async fn restart_controller(&mut self) {
+        self.stop_controller().await;
+        let resync = self.resync;
+        self.start_controller(resync);
+    }
+
+    /// `(reason, note)` of the Events about one object.
+    pub fn events_for(&self, name: &str) -> Vec<(String, String)> {
+        self.k8s
+            .events()
+            .iter()
+            .filter(|e| e["regarding"]["name"] == name || e["involvedObject"]["name"] == name)
+            .map(|e| {
+                let note = e["note"]
+                    .as_str()
+                    .or_else(|| e["message"].as_str())
+                    .unwrap_or_default();
+                (
+                    e["reason"].as_str().unwrap_or_default().to_owned(),
+                    note.to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    pub fn ovh_writes(&self) -> u64 {
+        self.sim.sim().write_count()
+    }
+
+    pub async fn patch_connector(&self, name: &str, patch: Value) {
+        self.connectors()
+            .patch(
+                name,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(&patch),
+            )
+            .await
+            .unwrap();
+    }
+
+    pub async fn patch_binding(&self, name: &str, patch: Value) {
+        self.bindings()
+            .patch(
+                name,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(&patch),
+            )
+            .await
+            .unwrap();
+    }
+
+    /// Replaces a Secret's data (`stringData` values).
+    pub async fn set_secret(&self, name: &str, data: Value) {
+        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), NS);
+        let patch = json!({"stringData": data});
+        secrets
+            .patch(
+                name,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(&patch),
+            )
+            .await
+            .unwrap();
+    }
+
+    /// Waits until the resource's Ready condition has `status` and `reason`.
+    pub async fn wait_condition<K: kube::Resource<DynamicType = ()>>(
+        &self,
+        name: &str,
+        status: &str,
+        reason: &str,
+    ) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let obj = self.object::<K>(name);
+            let cond = obj["status"]["conditions"]
+                .as_array()
+                .and_then(|a| a.iter().find(|c| c["type"] == "Ready").cloned());
+            if cond.as_ref().is_some_and(|c| {
+                c["status"] == status
+                    && c["reason"] == reason
+                    && c["observedGeneration"] == obj["metadata"]["generation"]
+            }) {
+                return obj;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name} never reached Ready={status} ({reason}): {:#}",
+                obj["status"]
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    pub async fn wait_ready<K: kube::Resource<DynamicType = ()>>(&self, name: &str) -> Value {
+        self.wait_condition::<K>(name, "True", "Ready").await
+    }
+
+    /// Waits until no OVH object has a task running (PUTs and auth changes run tasks too).
+    pub async fn wait_ovh_settled(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let state = self.sim.sim().state().to_string();
+            let busy = serde_json::from_str::<Value>(&state)
+                .unwrap()
+                .pointer("/services")
+                .and_then(Value::as_array)
+                .is_some_and(|svcs| {
+                    svcs.iter().any(|svc| {
+                        ["connectors", "accounts", "domains"]
+                            .iter()
+                            .any(|k| match &svc[*k] {
+                                Value::Object(m) => m.values().any(|o| {
+                                    let fields = if o["fields"].is_object() {
+                                        &o["fields"]
+                                    } else {
+                                        o
+                                    };
+                                    fields["taskPendingId"].as_i64().unwrap_or(0) != 0
+                                }),
+                                Value::Array(a) => a
+                                    .iter()
+                                    .any(|o| o["taskPendingId"].as_i64().unwrap_or(0) != 0),
+                                _ => false,
+                            })
+                    })
+                });
+            if !busy {
+                return;
+            }
+            assert!(Instant::now() < deadline, "OVH tasks never finished");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
