@@ -1,7 +1,7 @@
 //! What every reconcile shares: the Kubernetes client, the stores of both kinds, one OVH
 //! client per set of credentials (so they share a request budget), Events and backoff state.
 use crate::crd::{MailboxBinding, SendConnector};
-use crate::ovh::{BudgetRegistry, BudgetSettings, ClientOptions, ExchangeClient};
+use crate::ovh::{BudgetRegistry, BudgetSettings, ClientOptions, Credentials, ExchangeClient};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::Store;
 use kube::{Client, ResourceExt};
@@ -12,16 +12,19 @@ use std::time::Duration;
 /// The operator's settings (from `run`'s flags, or `local` mode).
 #[derive(Clone, Debug)]
 pub struct ControllerConfig {
-    /// Watch one namespace, or all when `None`.
-    pub namespace: Option<String>,
+    /// The namespaces to watch; empty means all of them.
+    pub namespaces: Vec<String>,
     /// How often a converged resource is compared with OVH again (drift), before jitter.
     pub resync_interval: Duration,
     pub budget: BudgetSettings,
     pub ovh: ClientOptions,
     /// The operator's default OVH credentials Secret (`namespace`, `name`).
     pub default_credentials_secret: Option<(String, String)>,
-    /// Namespaces whose resources may use the default credentials.
+    /// Namespaces whose resources may use the default credentials (`*`: every namespace).
     pub default_credentials_namespaces: Vec<String>,
+    /// Default OVH credentials from the `OVH_*` environment variables, used when no default
+    /// Secret is configured.
+    pub default_credentials_env: Option<Credentials>,
     /// Requeue delay after a terminal (Stalled) error: a slow safety timer.
     pub stalled_retry: Duration,
     /// Per-object backoff after retryable errors: first delay and cap.
@@ -34,17 +37,32 @@ pub struct ControllerConfig {
 impl Default for ControllerConfig {
     fn default() -> Self {
         Self {
-            namespace: None,
+            namespaces: Vec::new(),
             resync_interval: Duration::from_secs(600),
             budget: BudgetSettings::default(),
             ovh: ClientOptions::default(),
             default_credentials_secret: None,
             default_credentials_namespaces: Vec::new(),
+            default_credentials_env: None,
             stalled_retry: Duration::from_secs(3600),
             backoff_base: Duration::from_secs(5),
             backoff_max: Duration::from_secs(300),
             task_poll: Duration::from_secs(5),
         }
+    }
+}
+
+impl ControllerConfig {
+    /// Whether resources of `namespace` may use the operator's default credentials.
+    pub fn may_use_default_credentials(&self, namespace: &str) -> bool {
+        self.default_credentials_namespaces
+            .iter()
+            .any(|n| n == namespace || n == "*")
+    }
+
+    /// Whether any default credentials (Secret or environment) are configured.
+    pub fn has_default_credentials(&self) -> bool {
+        self.default_credentials_secret.is_some() || self.default_credentials_env.is_some()
     }
 }
 

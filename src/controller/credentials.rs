@@ -28,48 +28,58 @@ async fn get_secret(ctx: &Context, namespace: &str, name: &str) -> Result<Option
         })
 }
 
-/// The OVH client for a resource of `namespace` whose credentials Secret is `own` (or the
-/// operator's default, where that namespace may use it).
+/// Reads and parses the OVH credentials Secret `namespace/name`.
+async fn secret_credentials(
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+) -> Result<Credentials, Error> {
+    let Some(secret) = get_secret(ctx, namespace, name).await? else {
+        return Err(Error::CredentialsSecretMissing {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        });
+    };
+    Credentials::from_map(&secret_strings(&secret)).map_err(|e| Error::InvalidCredentials {
+        name: format!("{namespace}/{name}"),
+        message: e.to_string(),
+    })
+}
+
+/// The OVH client for a resource of `namespace` whose credentials Secret is `own`, or else
+/// the operator's default credentials (its Secret, or failing that the `OVH_*` environment
+/// variables), where that namespace may use them. A refusal costs no OVH request.
 pub async fn exchange_client(
     ctx: &Context,
     namespace: &str,
     own: Option<&str>,
 ) -> Result<ExchangeClient, Error> {
-    let (secret_ns, secret_name) = match own {
-        Some(name) => (namespace.to_owned(), name.to_owned()),
-        None => match &ctx.config.default_credentials_secret {
-            Some((ns, name))
-                if ctx
-                    .config
-                    .default_credentials_namespaces
-                    .iter()
-                    .any(|n| n == namespace || n == "*") =>
-            {
-                (ns.clone(), name.clone())
-            }
-            Some(_) => {
-                return Err(Error::NoCredentials(format!(
-                    "namespace {namespace} may not use the operator's default OVH credentials; set spec.credentialsSecretRef"
-                )));
-            }
-            None => {
+    let config = &ctx.config;
+    let credentials = match own {
+        Some(name) => secret_credentials(ctx, namespace, name).await?,
+        None if !config.has_default_credentials() => {
+            return Err(Error::NoCredentials(
+                "no spec.credentialsSecretRef and no default OVH credentials".into(),
+            ));
+        }
+        None if !config.may_use_default_credentials(namespace) => {
+            return Err(Error::NoCredentials(format!(
+                "namespace {namespace} may not use the operator's default OVH credentials; set spec.credentialsSecretRef"
+            )));
+        }
+        None => match (
+            &config.default_credentials_secret,
+            &config.default_credentials_env,
+        ) {
+            (Some((ns, name)), _) => secret_credentials(ctx, ns, name).await?,
+            (None, Some(env)) => env.clone(),
+            (None, None) => {
                 return Err(Error::NoCredentials(
                     "no spec.credentialsSecretRef and no default OVH credentials".into(),
                 ));
             }
         },
     };
-    let Some(secret) = get_secret(ctx, &secret_ns, &secret_name).await? else {
-        return Err(Error::CredentialsSecretMissing {
-            namespace: secret_ns,
-            name: secret_name,
-        });
-    };
-    let credentials =
-        Credentials::from_map(&secret_strings(&secret)).map_err(|e| Error::InvalidCredentials {
-            name: format!("{secret_ns}/{secret_name}"),
-            message: e.to_string(),
-        })?;
     let identity = credentials.identity();
     let mut clients = ctx
         .ovh_clients

@@ -6,6 +6,7 @@ mod connector;
 mod context;
 mod credentials;
 mod error;
+mod watches;
 
 pub use context::{Context, ControllerConfig};
 pub use error::Error;
@@ -16,82 +17,69 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Config as RunConfig, Controller};
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client, ResourceExt};
+use kube::runtime::watcher;
+use kube::{Client, ResourceExt};
 use std::future::Future;
 use std::sync::Arc;
 
-fn api_for<K>(client: &Client, namespace: Option<&str>) -> Api<K>
-where
-    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug,
-    K::DynamicType: Default,
-{
-    match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    }
-}
+/// The API group and version both CRDs serve.
+const API_VERSION: &str = "sendconnector.io/v1alpha1";
 
-/// Checks that both CRDs are installed, with a message that says what to do when not.
+/// Checks that both CRDs are installed, with a message that says what to do when not. Uses
+/// discovery, which needs no permission on the resources themselves (a namespace-limited
+/// operator may not list them cluster-wide).
 pub async fn check_crds(client: &Client) -> Result<(), Error> {
-    for (api, kind) in [
-        (
-            Api::<SendConnector>::all(client.clone())
-                .list(&kube::api::ListParams::default().limit(1))
-                .await
-                .map(drop),
-            "SendConnector",
-        ),
-        (
-            Api::<MailboxBinding>::all(client.clone())
-                .list(&kube::api::ListParams::default().limit(1))
-                .await
-                .map(drop),
-            "MailboxBinding",
-        ),
+    let served = match client.list_api_group_resources(API_VERSION).await {
+        Ok(list) => list.resources,
+        Err(kube::Error::Api(status)) if status.code == 404 => Vec::new(),
+        Err(source) => {
+            return Err(Error::Kube {
+                action: "discover the sendconnector.io API",
+                source,
+            });
+        }
+    };
+    for (kind, plural) in [
+        ("SendConnector", "sendconnectors"),
+        ("MailboxBinding", "mailboxbindings"),
     ] {
-        if let Err(e) = api {
+        if !served.iter().any(|r| r.name == plural) {
             return Err(Error::CrdsMissing {
                 kind,
-                message: e.to_string(),
+                message: format!("the API server does not serve {plural}.{API_VERSION}"),
             });
         }
     }
     Ok(())
 }
 
-/// Runs both controllers until `shutdown` resolves. Watches one namespace, or all when
-/// `config.namespace` is `None`.
+/// Runs both controllers until `shutdown` resolves. Watches the namespaces in
+/// `config.namespaces` (one watch per namespace and kind, so Roles in those namespaces
+/// suffice), or the whole cluster when the list is empty.
 pub async fn run(
     client: Client,
     config: ControllerConfig,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), Error> {
     check_crds(&client).await?;
-    let namespace = config.namespace.clone();
-    let ns = namespace.as_deref();
+    let namespaces = config.namespaces.clone();
     let wc = watcher::Config::default();
-    let connectors = Controller::new(api_for::<SendConnector>(&client, ns), wc.clone());
-    let bindings = Controller::new(api_for::<MailboxBinding>(&client, ns), wc.clone());
+    let (connector_store, connector_trigger) =
+        watches::reflect::<SendConnector>(&client, &namespaces, &wc);
+    let (binding_store, binding_trigger) =
+        watches::reflect::<MailboxBinding>(&client, &namespaces, &wc);
+    let connectors = Controller::for_stream(connector_trigger, connector_store.clone());
+    let bindings = Controller::for_stream(binding_trigger, binding_store.clone());
     let ctx = Arc::new(Context::new(
         client.clone(),
         config,
-        connectors.store(),
-        bindings.store(),
+        connector_store,
+        binding_store,
     ));
 
     // Secrets are watched for their metadata only (no data is cached): a change to a Secret
     // a resource uses reconciles that resource at once.
-    let secret_events = || {
-        watcher(
-            api_for::<PartialObjectMeta<Secret>>(&client, ns),
-            wc.clone(),
-        )
-        .touched_objects()
-    };
+    let secret_events = || watches::touched::<PartialObjectMeta<Secret>>(&client, &namespaces, &wc);
     let c_ctx = ctx.clone();
     let connectors = connectors.watches_stream(secret_events(), move |secret| {
         let (ns, name) = (secret.namespace().unwrap_or_default(), secret.name_any());
@@ -112,9 +100,8 @@ pub async fn run(
     });
     // A connector that gets its id, changes or goes away concerns the bindings that use it.
     let m_ctx = ctx.clone();
-    let bindings = bindings.watches(
-        api_for::<SendConnector>(&client, ns),
-        wc.clone(),
+    let bindings = bindings.watches_stream(
+        watches::touched::<SendConnector>(&client, &namespaces, &wc),
         move |c| {
             m_ctx
                 .bindings_of(&c.namespace().unwrap_or_default(), &c.name_any())
