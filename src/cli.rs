@@ -1,7 +1,12 @@
 //! The command line: one binary, one subcommand per job. Every flag can also be set through
 //! an environment variable named `SENDCONNECTOR_<FLAG>`.
+use crate::controller::ControllerConfig;
+use crate::ovh::{BudgetSettings, Credentials, CredentialsError};
 use crate::telemetry::LogFormat;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -28,8 +33,453 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the operator against a cluster (kubeconfig from KUBECONFIG or ~/.kube/config, or
+    /// in-cluster).
+    Run(RunArgs),
     /// Print both CRDs as YAML (the only source of `crds/crds.yaml`).
     Crds,
     /// Run a local simulator of the OVHcloud Exchange API (for tests, demos and pipelines).
     Simulator(crate::simulator::SimulatorArgs),
+}
+
+/// Flags of `run`: the operator against a cluster.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Namespaces to watch, comma-separated (one watch per namespace, so Roles there
+    /// suffice); every namespace when omitted.
+    #[arg(
+        long,
+        env = "SENDCONNECTOR_NAMESPACES",
+        value_delimiter = ',',
+        value_name = "NS,...",
+        value_parser = parse_namespace
+    )]
+    pub namespaces: Vec<String>,
+    /// How often a converged resource is compared with OVH again (drift), before jitter.
+    #[arg(
+        long,
+        env = "SENDCONNECTOR_RESYNC_INTERVAL",
+        default_value = "10m",
+        value_name = "DURATION",
+        value_parser = parse_interval
+    )]
+    pub resync_interval: Duration,
+    /// Sustained OVH requests per second, per set of credentials.
+    #[arg(
+        long,
+        env = "SENDCONNECTOR_OVH_RATE",
+        allow_negative_numbers = true,
+        default_value_t = 0.8,
+        value_name = "PER_SECOND",
+        value_parser = parse_rate
+    )]
+    pub ovh_rate: f64,
+    /// OVH requests that may go at once after an idle period, per set of credentials.
+    #[arg(
+        long,
+        env = "SENDCONNECTOR_OVH_BURST",
+        allow_negative_numbers = true,
+        default_value_t = 10,
+        value_name = "REQUESTS",
+        value_parser = parse_burst
+    )]
+    pub ovh_burst: u32,
+    /// The operator's default OVH credentials Secret, for resources without
+    /// `spec.credentialsSecretRef` in the namespaces allowed to use it.
+    #[arg(
+        long,
+        env = "SENDCONNECTOR_DEFAULT_CREDENTIALS_SECRET",
+        value_name = "NAMESPACE/NAME",
+        value_parser = parse_secret_ref
+    )]
+    pub default_credentials_secret: Option<SecretRef>,
+    /// Namespaces whose resources may use the default credentials, comma-separated;
+    /// `*` for all. None when omitted.
+    #[arg(
+        long,
+        env = "SENDCONNECTOR_DEFAULT_CREDENTIALS_NAMESPACES",
+        value_delimiter = ',',
+        value_name = "NS,...",
+        value_parser = parse_namespace_or_star
+    )]
+    pub default_credentials_namespaces: Vec<String>,
+}
+
+/// A Secret named as `NAMESPACE/NAME`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretRef {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl fmt::Display for SecretRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// The `OVH_*` environment variables the operator reads, and the credentials Secret key
+/// each one stands for.
+pub const OVH_ENV: [(&str, &str); 7] = [
+    ("OVH_ENDPOINT", "endpoint"),
+    ("OVH_APPLICATION_KEY", "applicationKey"),
+    ("OVH_APPLICATION_SECRET", "applicationSecret"),
+    ("OVH_CONSUMER_KEY", "consumerKey"),
+    ("OVH_CLIENT_ID", "clientId"),
+    ("OVH_CLIENT_SECRET", "clientSecret"),
+    ("OVH_TOKEN_URL", "tokenUrl"),
+];
+
+impl RunArgs {
+    /// The controller settings for these flags; `env` looks up environment variables (the
+    /// `OVH_*` default credentials).
+    pub fn controller_config(
+        &self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<ControllerConfig, String> {
+        Ok(ControllerConfig {
+            namespaces: self.namespaces.clone(),
+            resync_interval: self.resync_interval,
+            budget: BudgetSettings {
+                rate: self.ovh_rate,
+                burst: self.ovh_burst,
+            },
+            default_credentials_secret: self
+                .default_credentials_secret
+                .as_ref()
+                .map(|r| (r.namespace.clone(), r.name.clone())),
+            default_credentials_namespaces: self.default_credentials_namespaces.clone(),
+            default_credentials_env: env_credentials(env)?,
+            ..ControllerConfig::default()
+        })
+    }
+}
+
+/// OVH credentials from the `OVH_*` environment variables: `None` when none is set, an
+/// error naming the missing or conflicting variables (never a value) when the set is
+/// incomplete.
+pub fn env_credentials(
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Option<Credentials>, String> {
+    let values: BTreeMap<String, String> = OVH_ENV
+        .iter()
+        .filter_map(|(var, key)| {
+            env(var)
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| ((*key).to_owned(), v))
+        })
+        .collect();
+    if values.is_empty() {
+        return Ok(None);
+    }
+    Credentials::from_map(&values).map(Some).map_err(|e| {
+        let mut message = match e {
+            CredentialsError::Ambiguous => "OVH_* environment variables mix two methods: set either OVH_APPLICATION_KEY/OVH_APPLICATION_SECRET/OVH_CONSUMER_KEY or OVH_CLIENT_ID/OVH_CLIENT_SECRET".to_owned(),
+            other => format!("OVH_* environment variables: {other}"),
+        };
+        // Speak of the variables, not of the Secret keys they stand for.
+        for (var, key) in OVH_ENV {
+            message = replace_word(&message, key, var);
+        }
+        message
+    })
+}
+
+/// Replaces whole-word occurrences of `word`.
+fn replace_word(text: &str, word: &str, by: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(word) {
+        let before = rest[..at].chars().next_back();
+        let after = rest[at + word.len()..].chars().next();
+        let boundary = |c: Option<char>| c.is_none_or(|c| !c.is_ascii_alphanumeric() && c != '_');
+        out.push_str(&rest[..at]);
+        if boundary(before) && boundary(after) {
+            out.push_str(by);
+        } else {
+            out.push_str(word);
+        }
+        rest = &rest[at + word.len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A Kubernetes namespace name (an RFC 1123 label).
+fn parse_namespace(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err("empty namespace name (remove the extra comma)".into());
+    }
+    let valid = s.len() <= 63
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !s.starts_with('-')
+        && !s.ends_with('-');
+    if valid {
+        Ok(s.to_owned())
+    } else {
+        Err(format!(
+            "`{s}` is not a namespace name (lowercase letters, digits and '-', at most 63, starting and ending with a letter or digit)"
+        ))
+    }
+}
+
+fn parse_namespace_or_star(s: &str) -> Result<String, String> {
+    if s.trim() == "*" {
+        Ok("*".into())
+    } else {
+        parse_namespace(s)
+    }
+}
+
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s.trim())
+        .map_err(|e| format!("`{s}` is not a duration such as 90s or 10m: {e}"))?;
+    if d.is_zero() {
+        return Err("must be longer than zero".into());
+    }
+    Ok(d)
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    let rate: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of requests per second such as 0.8"))?;
+    if !rate.is_finite() || rate <= 0.0 {
+        return Err(format!(
+            "must be more than zero requests per second (got {s})"
+        ));
+    }
+    Ok(rate)
+}
+
+fn parse_burst(s: &str) -> Result<u32, String> {
+    let burst: u32 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a whole number of requests such as 10"))?;
+    if burst == 0 {
+        return Err("must be at least 1 request".into());
+    }
+    Ok(burst)
+}
+
+fn parse_secret_ref(s: &str) -> Result<SecretRef, String> {
+    let usage = || format!("`{s}` is not NAMESPACE/NAME (for example operators/ovh-api)");
+    let (namespace, name) = s.trim().split_once('/').ok_or_else(usage)?;
+    let namespace = parse_namespace(namespace).map_err(|e| format!("{}: {e}", usage()))?;
+    let valid_name = !name.is_empty()
+        && name.len() <= 253
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if !valid_name {
+        return Err(format!("{}: `{name}` is not a Secret name", usage()));
+    }
+    Ok(SecretRef {
+        namespace,
+        name: name.to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_args(args: &[&str]) -> Result<RunArgs, clap::Error> {
+        let mut command_line = vec!["sendconnector-operator", "run"];
+        command_line.extend_from_slice(args);
+        Cli::try_parse_from(command_line).map(|cli| match cli.command {
+            Command::Run(args) => args,
+            other => panic!("parsed as {other:?}"),
+        })
+    }
+
+    fn error(args: &[&str]) -> String {
+        run_args(args).unwrap_err().to_string()
+    }
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        // Only meaningful when the SENDCONNECTOR_* variables are unset, as they are in CI.
+        if std::env::vars().any(|(k, _)| k.starts_with("SENDCONNECTOR_")) {
+            return;
+        }
+        let args = run_args(&[]).unwrap();
+        assert!(args.namespaces.is_empty());
+        assert_eq!(args.resync_interval, Duration::from_secs(600));
+        assert!((args.ovh_rate - 0.8).abs() < f64::EPSILON);
+        assert_eq!(args.ovh_burst, 10);
+        assert_eq!(args.default_credentials_secret, None);
+        assert!(args.default_credentials_namespaces.is_empty());
+        let config = args.controller_config(no_env).unwrap();
+        assert!(config.namespaces.is_empty());
+        assert!(config.default_credentials_env.is_none());
+        assert_eq!(config.budget.burst, 10);
+    }
+
+    #[test]
+    fn every_flag_parses() {
+        let args = run_args(&[
+            "--namespaces",
+            "mail,team-b",
+            "--resync-interval",
+            "90s",
+            "--ovh-rate",
+            "2.5",
+            "--ovh-burst",
+            "3",
+            "--default-credentials-secret",
+            "operators/ovh-api",
+            "--default-credentials-namespaces",
+            "mail,*",
+            "--log-format",
+            "json",
+        ])
+        .unwrap();
+        assert_eq!(args.namespaces, ["mail", "team-b"]);
+        assert_eq!(args.resync_interval, Duration::from_secs(90));
+        assert_eq!(args.ovh_burst, 3);
+        assert_eq!(
+            args.default_credentials_secret,
+            Some(SecretRef {
+                namespace: "operators".into(),
+                name: "ovh-api".into()
+            })
+        );
+        assert_eq!(args.default_credentials_namespaces, ["mail", "*"]);
+        let config = args.controller_config(no_env).unwrap();
+        assert_eq!(config.namespaces, ["mail", "team-b"]);
+        assert_eq!(config.resync_interval, Duration::from_secs(90));
+        assert!((config.budget.rate - 2.5).abs() < f64::EPSILON);
+        assert_eq!(
+            config.default_credentials_secret,
+            Some(("operators".into(), "ovh-api".into()))
+        );
+        assert!(config.may_use_default_credentials("anything"));
+    }
+
+    #[test]
+    fn humantime_durations() {
+        for (text, secs) in [("10m", 600), ("1h 30m", 5400), ("45s", 45), ("2min", 120)] {
+            let args = run_args(&["--resync-interval", text]).unwrap();
+            assert_eq!(args.resync_interval, Duration::from_secs(secs), "{text}");
+        }
+    }
+
+    #[test]
+    fn bad_values_are_rejected_with_a_reason() {
+        for (args, expected) in [
+            (&["--ovh-rate", "0"][..], "must be more than zero"),
+            (&["--ovh-rate", "-1"], "must be more than zero"),
+            (
+                &["--ovh-rate", "fast"],
+                "not a number of requests per second",
+            ),
+            (&["--ovh-rate", "inf"], "must be more than zero"),
+            (&["--ovh-burst", "0"], "must be at least 1"),
+            (&["--ovh-burst", "-2"], "not a whole number"),
+            (&["--resync-interval", "0s"], "longer than zero"),
+            (&["--resync-interval", "soon"], "not a duration such as 90s"),
+            (&["--resync-interval", "600"], "not a duration such as 90s"),
+            (
+                &["--default-credentials-secret", "ovh-api"],
+                "is not NAMESPACE/NAME",
+            ),
+            (
+                &["--default-credentials-secret", "ops/"],
+                "is not a Secret name",
+            ),
+            (
+                &["--default-credentials-secret", "Ops/ovh"],
+                "is not a namespace name",
+            ),
+            (&["--namespaces", "a,,b"], "empty namespace name"),
+            (&["--namespaces", "Mail"], "is not a namespace name"),
+            (
+                &["--default-credentials-namespaces", "a,b_c"],
+                "is not a namespace name",
+            ),
+            (&["--listen", "0.0.0.0:8080"], "unexpected argument"),
+            (&["--dry-run"], "unexpected argument"),
+            (&["--leader-election"], "unexpected argument"),
+        ] {
+            let message = error(args);
+            assert!(message.contains(expected), "{args:?}: {message}");
+        }
+    }
+
+    #[test]
+    fn environment_credentials() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |var: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == var)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        assert_eq!(env_credentials(env(&[])), Ok(None));
+        assert_eq!(env_credentials(env(&[("OVH_ENDPOINT", "  ")])), Ok(None));
+        let creds = env_credentials(env(&[
+            ("OVH_ENDPOINT", "ovh-ca"),
+            ("OVH_APPLICATION_KEY", "ak"),
+            ("OVH_APPLICATION_SECRET", "s3cr3t-as"),
+            ("OVH_CONSUMER_KEY", "s3cr3t-ck"),
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(creds.endpoint.base().as_str(), "https://ca.api.ovh.com/1.0");
+        assert!(
+            env_credentials(env(&[
+                ("OVH_CLIENT_ID", "id"),
+                ("OVH_CLIENT_SECRET", "s3cr3t")
+            ]))
+            .unwrap()
+            .is_some()
+        );
+
+        let message = env_credentials(env(&[
+            ("OVH_APPLICATION_KEY", "ak"),
+            ("OVH_CONSUMER_KEY", "s3cr3t-ck"),
+        ]))
+        .unwrap_err();
+        assert!(
+            message.contains("missing OVH_APPLICATION_SECRET"),
+            "{message}"
+        );
+        assert!(!message.contains("s3cr3t"), "{message}");
+        let message = env_credentials(env(&[("OVH_ENDPOINT", "ovh-eu")])).unwrap_err();
+        assert!(message.contains("OVH_APPLICATION_KEY"), "{message}");
+        assert!(message.contains("OVH_CLIENT_ID"), "{message}");
+        let message = env_credentials(env(&[
+            ("OVH_APPLICATION_KEY", "ak"),
+            ("OVH_CLIENT_SECRET", "s3cr3t"),
+        ]))
+        .unwrap_err();
+        assert!(message.contains("mix two methods"), "{message}");
+        assert!(!message.contains("s3cr3t"), "{message}");
+
+        let args = run_args(&[]).unwrap();
+        let message = args
+            .controller_config(env(&[("OVH_CLIENT_ID", "id")]))
+            .unwrap_err();
+        assert!(message.contains("missing OVH_CLIENT_SECRET"), "{message}");
+    }
+
+    #[test]
+    fn whole_words_only() {
+        assert_eq!(
+            replace_word("missing clientId, clientIdX", "clientId", "OVH_CLIENT_ID"),
+            "missing OVH_CLIENT_ID, clientIdX"
+        );
+    }
 }

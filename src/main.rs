@@ -1,16 +1,102 @@
 use clap::Parser;
-use sendconnector_operator::cli::{Cli, Command};
-use sendconnector_operator::{crd, simulator, telemetry};
+use sendconnector_operator::cli::{Cli, Command, RunArgs};
+use sendconnector_operator::{controller, crd, simulator, telemetry};
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() {
     let cli = Cli::parse();
     telemetry::init(cli.log_format, &cli.log_level);
-    match cli.command {
-        Command::Crds => {
-            print!("{}", crd::crds_yaml()?);
-            Ok(())
-        }
+    let result = match cli.command {
+        Command::Crds => crd::crds_yaml()
+            .map(|yaml| print!("{yaml}"))
+            .map_err(anyhow::Error::from),
         Command::Simulator(args) => simulator::run(args).await,
+        Command::Run(args) => run(args).await,
+    };
+    if let Err(e) = result {
+        tracing::error!("{e:#}");
+        std::process::exit(1);
+    }
+}
+
+/// The operator: both controllers until SIGTERM or Ctrl-C.
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let config = args
+        .controller_config(|var| std::env::var(var).ok())
+        .map_err(anyhow::Error::msg)?;
+    let client = kube::Client::try_default().await.map_err(|e| {
+        anyhow::anyhow!(
+            "no Kubernetes configuration (KUBECONFIG, ~/.kube/config or in-cluster): {e}"
+        )
+    })?;
+    let namespaces = if config.namespaces.is_empty() {
+        "all".to_owned()
+    } else {
+        config.namespaces.join(",")
+    };
+    let default_credentials = match (
+        &config.default_credentials_secret,
+        &config.default_credentials_env,
+    ) {
+        (Some((ns, name)), _) => format!("Secret {ns}/{name}"),
+        (None, Some(_)) => "OVH_* environment variables".to_owned(),
+        (None, None) => "none".to_owned(),
+    };
+    if config.default_credentials_secret.is_some() || config.default_credentials_env.is_some() {
+        if config.default_credentials_namespaces.is_empty() {
+            tracing::warn!(
+                "default OVH credentials are set but no namespace may use them (--default-credentials-namespaces)"
+            );
+        }
+    } else if !config.default_credentials_namespaces.is_empty() {
+        tracing::warn!(
+            "--default-credentials-namespaces is set but there are no default OVH credentials (--default-credentials-secret or OVH_* variables)"
+        );
+    }
+    tracing::info!(
+        namespaces,
+        resync_interval = %humantime::format_duration(config.resync_interval),
+        ovh_rate = config.budget.rate,
+        ovh_burst = config.budget.burst,
+        default_credentials,
+        default_credentials_namespaces = config.default_credentials_namespaces.join(","),
+        "starting the operator"
+    );
+
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("stopping: finishing the reconciles in progress");
+        let _ = stop_tx.send(());
+        // A second signal stops at once.
+        shutdown_signal().await;
+        tracing::warn!("second signal: stopping now");
+        std::process::exit(1);
+    });
+    controller::run(client, config, async move {
+        let _ = stop_rx.await;
+    })
+    .await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
