@@ -34,7 +34,7 @@ pub async fn check_crds(client: &Client) -> Result<(), Error> {
         Err(kube::Error::Api(status)) if status.code == 404 => Vec::new(),
         Err(source) => {
             return Err(Error::Kube {
-                action: "discover the sendconnector.io API",
+                action: "ask the Kubernetes API whether the sendconnector.io CRDs are installed",
                 source,
             });
         }
