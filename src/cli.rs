@@ -50,11 +50,12 @@ pub struct RunArgs {
     #[arg(
         long,
         env = "SENDCONNECTOR_NAMESPACES",
-        value_delimiter = ',',
         value_name = "NS,...",
-        value_parser = parse_namespace
+        default_value = "",
+        hide_default_value = true,
+        value_parser = parse_namespaces
     )]
-    pub namespaces: Vec<String>,
+    pub namespaces: NamespaceList,
     /// How often a converged resource is compared with OVH again (drift), before jitter.
     #[arg(
         long,
@@ -98,12 +99,18 @@ pub struct RunArgs {
     #[arg(
         long,
         env = "SENDCONNECTOR_DEFAULT_CREDENTIALS_NAMESPACES",
-        value_delimiter = ',',
         value_name = "NS,...",
-        value_parser = parse_namespace_or_star
+        default_value = "",
+        hide_default_value = true,
+        value_parser = parse_namespaces_or_star
     )]
-    pub default_credentials_namespaces: Vec<String>,
+    pub default_credentials_namespaces: NamespaceList,
 }
+
+/// A comma-separated list of namespaces; an empty value (a variable set to "") is an empty
+/// list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NamespaceList(pub Vec<String>);
 
 /// A Secret named as `NAMESPACE/NAME`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,7 +145,7 @@ impl RunArgs {
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<ControllerConfig, String> {
         Ok(ControllerConfig {
-            namespaces: self.namespaces.clone(),
+            namespaces: self.namespaces.0.clone(),
             resync_interval: self.resync_interval,
             budget: BudgetSettings {
                 rate: self.ovh_rate,
@@ -148,7 +155,7 @@ impl RunArgs {
                 .default_credentials_secret
                 .as_ref()
                 .map(|r| (r.namespace.clone(), r.name.clone())),
-            default_credentials_namespaces: self.default_credentials_namespaces.clone(),
+            default_credentials_namespaces: self.default_credentials_namespaces.0.clone(),
             default_credentials_env: env_credentials(env)?,
             ..ControllerConfig::default()
         })
@@ -233,6 +240,27 @@ fn parse_namespace_or_star(s: &str) -> Result<String, String> {
     }
 }
 
+fn parse_list(
+    s: &str,
+    item: impl Fn(&str) -> Result<String, String>,
+) -> Result<NamespaceList, String> {
+    if s.trim().is_empty() {
+        return Ok(NamespaceList::default());
+    }
+    s.split(',')
+        .map(item)
+        .collect::<Result<_, _>>()
+        .map(NamespaceList)
+}
+
+fn parse_namespaces(s: &str) -> Result<NamespaceList, String> {
+    parse_list(s, parse_namespace)
+}
+
+fn parse_namespaces_or_star(s: &str) -> Result<NamespaceList, String> {
+    parse_list(s, parse_namespace_or_star)
+}
+
 fn parse_interval(s: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(s.trim())
         .map_err(|e| format!("`{s}` is not a duration such as 90s or 10m: {e}"))?;
@@ -314,12 +342,12 @@ mod tests {
             return;
         }
         let args = run_args(&[]).unwrap();
-        assert!(args.namespaces.is_empty());
+        assert!(args.namespaces.0.is_empty());
         assert_eq!(args.resync_interval, Duration::from_secs(600));
         assert!((args.ovh_rate - 0.8).abs() < f64::EPSILON);
         assert_eq!(args.ovh_burst, 10);
         assert_eq!(args.default_credentials_secret, None);
-        assert!(args.default_credentials_namespaces.is_empty());
+        assert!(args.default_credentials_namespaces.0.is_empty());
         let config = args.controller_config(no_env).unwrap();
         assert!(config.namespaces.is_empty());
         assert!(config.default_credentials_env.is_none());
@@ -345,7 +373,7 @@ mod tests {
             "json",
         ])
         .unwrap();
-        assert_eq!(args.namespaces, ["mail", "team-b"]);
+        assert_eq!(args.namespaces.0, ["mail", "team-b"]);
         assert_eq!(args.resync_interval, Duration::from_secs(90));
         assert_eq!(args.ovh_burst, 3);
         assert_eq!(
@@ -355,7 +383,7 @@ mod tests {
                 name: "ovh-api".into()
             })
         );
-        assert_eq!(args.default_credentials_namespaces, ["mail", "*"]);
+        assert_eq!(args.default_credentials_namespaces.0, ["mail", "*"]);
         let config = args.controller_config(no_env).unwrap();
         assert_eq!(config.namespaces, ["mail", "team-b"]);
         assert_eq!(config.resync_interval, Duration::from_secs(90));
@@ -365,6 +393,16 @@ mod tests {
             Some(("operators".into(), "ovh-api".into()))
         );
         assert!(config.may_use_default_credentials("anything"));
+    }
+
+    #[test]
+    fn an_empty_list_means_none_given() {
+        let args =
+            run_args(&["--namespaces", "", "--default-credentials-namespaces", " "]).unwrap();
+        assert!(args.namespaces.0.is_empty());
+        assert!(args.default_credentials_namespaces.0.is_empty());
+        let args = run_args(&["--namespaces", " mail , team-b "]).unwrap();
+        assert_eq!(args.namespaces.0, ["mail", "team-b"]);
     }
 
     #[test]

@@ -352,7 +352,9 @@ async fn bad_settings_are_refused_before_anything_starts() {
 async fn complete_ovh_variables_are_reported_as_the_default_credentials() {
     let cluster = Cluster::start(true).await;
     let mut cmd = cluster.command(&["--log-format", "json"]);
-    cmd.env("OVH_ENDPOINT", "ovh-eu")
+    // A variable set to "" (as a Helm chart may render it) means the default.
+    cmd.env("SENDCONNECTOR_NAMESPACES", "")
+        .env("OVH_ENDPOINT", "ovh-eu")
         .env("OVH_CLIENT_ID", "client-id")
         .env("OVH_CLIENT_SECRET", "s3cr3t-client-secret");
     let mut run = Running::spawn(cmd);
