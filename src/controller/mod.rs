@@ -133,7 +133,7 @@ pub async fn run(
         .run(connector::reconcile, connector::error_policy, ctx.clone())
         .for_each(|result| async move {
             if let Err(e) = result {
-                tracing::debug!(error = %e, "SendConnector reconcile ended with an error");
+                log_run_error("SendConnector", &e);
             }
         });
     let bindings = bindings
@@ -142,11 +142,28 @@ pub async fn run(
         .run(binding::reconcile, binding::error_policy, ctx.clone())
         .for_each(|result| async move {
             if let Err(e) = result {
-                tracing::debug!(error = %e, "MailboxBinding reconcile ended with an error");
+                log_run_error("MailboxBinding", &e);
             }
         });
     tokio::join!(connectors, bindings);
     Ok(())
+}
+
+/// Reconcile failures are reported in the resource's status and Events, so they are only
+/// debug lines here; a failing watch (the API unreachable, a namespace the operator may not
+/// read) stops everything from being seen and is a warning.
+fn log_run_error<E: std::error::Error, Q: std::error::Error>(
+    kind: &str,
+    error: &kube::runtime::controller::Error<E, Q>,
+) {
+    use kube::runtime::controller::Error as RunError;
+    match error {
+        RunError::QueueError(e) => {
+            tracing::warn!(kind, error = %e, "watch failed; retrying with backoff");
+        }
+        RunError::RunnerError(e) => tracing::warn!(kind, error = %e, "controller runner error"),
+        other => tracing::debug!(kind, error = %other, "reconcile ended with an error"),
+    }
 }
 
 /// Requeue delay for "look again soon" (a task runs, a creation may be in flight).
