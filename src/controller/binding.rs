@@ -1,6 +1,6 @@
 //! Reconciling a `MailboxBinding`: point its mailboxes (and the defaults of its domains) at
 //! the connector, put back to `0` what it no longer lists, and everything on deletion.
-use super::conditions::{self, Verdict, now, write_status};
+use super::conditions::{self, Verdict, now, secret_version, write_status};
 use super::context::Context;
 use super::credentials::exchange_client;
 use super::error::Error;
@@ -21,6 +21,29 @@ use kube::{Api, Resource, ResourceExt};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+/// What a stalled binding depends on: its spec, its connector and the credentials.
+async fn stall_inputs(mb: &MailboxBinding, ctx: &Context) -> String {
+    let ns = mb.namespace().unwrap_or_default();
+    let connector = ctx.connector(&ns, &mb.spec.connector_ref.name);
+    let creds = match connector
+        .as_ref()
+        .and_then(|c| c.spec.credentials_secret_ref.clone())
+    {
+        Some(r) => secret_version(&ctx.client, &ns, &r.name).await,
+        None => "-".to_owned(),
+    };
+    format!(
+        "{:?}|{:?}|{}|{:?}|{:?}|{creds}",
+        mb.meta().generation,
+        mb.annotations().get(RECONCILE_REQUESTED_AT_ANNOTATION),
+        mb.is_paused(),
+        connector.as_ref().and_then(|c| c.meta().generation),
+        connector
+            .as_ref()
+            .and_then(|c| c.status.as_ref().and_then(|s| s.connector_id)),
+    )
+}
+
 pub async fn reconcile(mb: Arc<MailboxBinding>, ctx: Arc<Context>) -> Result<Action, Error> {
     let ns = mb.namespace().unwrap_or_default();
     let name = mb.name_any();
@@ -30,6 +53,7 @@ pub async fn reconcile(mb: Arc<MailboxBinding>, ctx: Arc<Context>) -> Result<Act
     let old: Option<MailboxBindingStatus> =
         ctx.remembered_status(&uid).or_else(|| mb.status.clone());
     let mut status = old.clone().unwrap_or_default();
+    let mut held_inputs: Option<String> = None;
     let outcome = if mb.meta().deletion_timestamp.is_some() {
         if !mb.finalizers().iter().any(|f| f == FINALIZER) {
             return Ok(Action::await_change());
@@ -48,7 +72,18 @@ pub async fn reconcile(mb: Arc<MailboxBinding>, ctx: Arc<Context>) -> Result<Act
         if !mb.finalizers().iter().any(|f| f == FINALIZER) {
             add_finalizer(&api, &mb).await?;
         }
-        converge(&mb, &ctx, &mut status).await
+        let inputs = stall_inputs(&mb, &ctx).await;
+        if let Some(wait) = ctx.held_for(&key, &inputs) {
+            return Ok(Action::requeue(wait));
+        }
+        let outcome = converge(&mb, &ctx, &mut status).await;
+        if let Err(e) = &outcome {
+            if !e.is_retryable() {
+                ctx.hold(&key, ctx.config.stalled_retry);
+            }
+        }
+        held_inputs = Some(inputs);
+        outcome
     };
     let (verdict, action) = match outcome {
         Ok((v, a)) => {
@@ -68,6 +103,9 @@ pub async fn reconcile(mb: Arc<MailboxBinding>, ctx: Arc<Context>) -> Result<Act
             (conditions::verdict_for(&e), action)
         }
     };
+    if let Some(inputs) = held_inputs {
+        ctx.hold_inputs(&key, inputs);
+    }
     conditions::apply(
         &mut status.conditions,
         &verdict,

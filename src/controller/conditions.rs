@@ -119,3 +119,14 @@ where
 pub fn now() -> Time {
     Time(jiff::Timestamp::now())
 }
+
+/// The `resourceVersion` of a Secret (`-` when it does not exist), read as metadata only.
+pub async fn secret_version(client: &kube::Client, namespace: &str, name: &str) -> String {
+    let api: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), namespace);
+    match api.get_metadata_opt(name).await {
+        Ok(Some(m)) => m.metadata.resource_version.unwrap_or_default(),
+        Ok(None) => "-".to_owned(),
+        // Unknown: never equal to a recorded value, so the resource is retried.
+        Err(_) => format!("?{}", rand::random::<u64>()),
+    }
+}

@@ -1,6 +1,6 @@
 //! Reconciling a `SendConnector`: find or create its OVH connector, converge its fields and
 //! authentication one task at a time, delete it when the resource goes.
-use super::conditions::{self, Verdict, now, write_status};
+use super::conditions::{self, Verdict, now, secret_version, write_status};
 use super::context::Context;
 use super::credentials::{exchange_client, password};
 use super::error::Error;
@@ -24,6 +24,29 @@ use std::sync::Arc;
 
 type Outcome = Result<(Verdict, Action), Error>;
 
+/// What a stalled connector depends on: a change to any of it earns a new attempt.
+async fn stall_inputs(sc: &SendConnector, ctx: &Context) -> String {
+    let ns = sc.namespace().unwrap_or_default();
+    let creds = match (
+        &sc.spec.credentials_secret_ref,
+        &ctx.config.default_credentials_secret,
+    ) {
+        (Some(r), _) => secret_version(&ctx.client, &ns, &r.name).await,
+        (None, Some((dns, dname))) => secret_version(&ctx.client, dns, dname).await,
+        (None, None) => "-".to_owned(),
+    };
+    let password = match sc.spec.password_secret_ref() {
+        Some(r) => secret_version(&ctx.client, &ns, &r.name).await,
+        None => "-".to_owned(),
+    };
+    format!(
+        "{:?}|{:?}|{}|{creds}|{password}",
+        sc.meta().generation,
+        sc.annotations().get(RECONCILE_REQUESTED_AT_ANNOTATION),
+        sc.is_paused()
+    )
+}
+
 pub async fn reconcile(sc: Arc<SendConnector>, ctx: Arc<Context>) -> Result<Action, Error> {
     let ns = sc.namespace().unwrap_or_default();
     let name = sc.name_any();
@@ -34,6 +57,7 @@ pub async fn reconcile(sc: Arc<SendConnector>, ctx: Arc<Context>) -> Result<Acti
         ctx.remembered_status(&uid).or_else(|| sc.status.clone());
     let mut status = old.clone().unwrap_or_default();
 
+    let mut held_inputs: Option<String> = None;
     let outcome = if sc.meta().deletion_timestamp.is_some() {
         if !sc.finalizers().iter().any(|f| f == FINALIZER) {
             return Ok(Action::await_change());
@@ -52,12 +76,27 @@ pub async fn reconcile(sc: Arc<SendConnector>, ctx: Arc<Context>) -> Result<Acti
         if !sc.finalizers().iter().any(|f| f == FINALIZER) {
             add_finalizer(&api, &sc).await?;
         }
-        converge(&sc, &ctx, &api, &mut status).await
+        let inputs = stall_inputs(&sc, &ctx).await;
+        if let Some(wait) = ctx.held_for(&key, &inputs) {
+            return Ok(Action::requeue(wait));
+        }
+        let outcome = converge(&sc, &ctx, &api, &mut status).await;
+        if let Err(e) = &outcome {
+            if !e.is_retryable() {
+                ctx.hold(&key, ctx.config.stalled_retry);
+            }
+        }
+        held_inputs = Some(inputs);
+        outcome
     };
 
     let (verdict, action) = match outcome {
         Ok((verdict, action)) => {
-            ctx.reset_backoff(&key);
+            // A failed task backs off like an error; anything else starts afresh.
+            if !matches!(verdict, Verdict::Progressing { reason, .. } if reason == reasons::TASK_FAILED)
+            {
+                ctx.reset_backoff(&key);
+            }
             (verdict, action)
         }
         Err(e) => {
@@ -83,6 +122,9 @@ pub async fn reconcile(sc: Arc<SendConnector>, ctx: Arc<Context>) -> Result<Acti
             (verdict, action)
         }
     };
+    if let Some(inputs) = held_inputs {
+        ctx.hold_inputs(&key, inputs);
+    }
     conditions::apply(
         &mut status.conditions,
         &verdict,

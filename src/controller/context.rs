@@ -81,6 +81,10 @@ pub struct Context {
     pub(super) statuses: Mutex<HashMap<String, serde_json::Value>>,
     /// Consecutive retryable failures per object (`namespace/kind/name`), for backoff.
     pub(super) failures: Mutex<HashMap<String, u32>>,
+    /// Resources waiting out a backoff or a stall, by key: until when, and what they depended
+    /// on then (spec generation, annotations, Secret versions). While both hold, a reconcile
+    /// triggered by the resource's own status write costs no OVH request.
+    pub(super) holds: Mutex<HashMap<String, (String, tokio::time::Instant)>>,
 }
 
 impl Context {
@@ -104,6 +108,7 @@ impl Context {
             ovh_clients: Mutex::default(),
             statuses: Mutex::default(),
             failures: Mutex::default(),
+            holds: Mutex::default(),
         }
     }
 
@@ -178,10 +183,50 @@ impl Context {
             .saturating_mul(2u32.saturating_pow(n.saturating_sub(1).min(16)));
         let capped = exp.min(self.config.backoff_max);
         // Jitter of up to a fifth, so resources that failed together do not retry together.
-        capped.mul_f64(1.0 + rand::random::<f64>() * 0.2)
+        let wait = capped.mul_f64(1.0 + rand::random::<f64>() * 0.2);
+        drop(failures);
+        self.hold(key, wait);
+        wait
+    }
+
+    /// How long a held resource still waits, if what it depends on is as it was (`inputs`).
+    pub fn held_for(&self, key: &str, inputs: &str) -> Option<Duration> {
+        let holds = self
+            .holds
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (held_inputs, until) = holds.get(key)?;
+        let now = tokio::time::Instant::now();
+        (held_inputs == inputs && now < *until).then(|| *until - now)
+    }
+
+    /// Holds the resource for `wait` (a terminal error: the slow safety timer).
+    pub fn hold(&self, key: &str, wait: Duration) {
+        let until = tokio::time::Instant::now() + wait;
+        self.holds
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(key.to_owned(), (String::new(), until));
+    }
+
+    /// Records what the current hold of `key` (set by [`Self::hold`] or [`Self::next_backoff`]
+    /// during this reconcile) depends on.
+    pub fn hold_inputs(&self, key: &str, inputs: String) {
+        if let Some(entry) = self
+            .holds
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get_mut(key)
+        {
+            entry.0 = inputs;
+        }
     }
 
     pub fn reset_backoff(&self, key: &str) {
+        self.holds
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(key);
         self.failures
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -8,7 +8,8 @@ use kube::core::ApiResource;
 use sendconnector_operator::apiserver::ApiServer;
 use sendconnector_operator::controller::{self, ControllerConfig};
 use sendconnector_operator::crd::{self, MailboxBinding, SendConnector};
-use sendconnector_operator::ovh::BudgetSettings;
+use sendconnector_operator::ovh::retry::RetryPolicy;
+use sendconnector_operator::ovh::{BudgetSettings, ClientOptions};
 use sendconnector_operator::simulator::{RunningSimulator, Seed, Simulator, SimulatorConfig};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -22,12 +23,19 @@ credentials:
     applicationSecret: as-secret
     consumerKey: ck-secret
     accessRules: [{method: GET, path: "/*"}, {method: POST, path: "/*"}, {method: PUT, path: "/*"}, {method: DELETE, path: "/*"}]
+  - applicationKey: ak-ro
+    applicationSecret: as-ro-secret
+    consumerKey: ck-ro-secret
+    accessRules: [{method: GET, path: "/*"}]
 services:
   - organization: private-zz111111-1
     domains: [mydomain.ovh]
     accounts: [newsletter@mydomain.ovh, contact@mydomain.ovh]
 tasks: {todoSeconds: 0.05, doingSeconds: 0.1}
 "#;
+
+/// A change to the controller settings of one scenario.
+pub type Tweak = Box<dyn Fn(&mut ControllerConfig) + Send + Sync>;
 
 pub struct Harness {
     pub k8s: ApiServer,
@@ -36,10 +44,44 @@ pub struct Harness {
     pub stop: Option<tokio::sync::oneshot::Sender<()>>,
     pub task: Option<tokio::task::JoinHandle<()>>,
     pub resync: Duration,
+    /// Changes to the test configuration, applied on every (re)start.
+    pub tweak: Option<Tweak>,
+}
+
+/// The controller settings of the scenarios: fast polls, short backoffs, no budget limit.
+pub fn test_config(resync: Duration) -> ControllerConfig {
+    ControllerConfig {
+        resync_interval: resync,
+        budget: BudgetSettings {
+            rate: 100.0,
+            burst: 100,
+        },
+        task_poll: Duration::from_millis(100),
+        backoff_base: Duration::from_millis(200),
+        backoff_max: Duration::from_secs(2),
+        ovh: ClientOptions {
+            timeout: Duration::from_secs(5),
+            retry: RetryPolicy {
+                max_retries: 2,
+                base: Duration::from_millis(20),
+                max_delay: Duration::from_secs(2),
+            },
+            ..ClientOptions::default()
+        },
+        ..ControllerConfig::default()
+    }
 }
 
 impl Harness {
     pub async fn start(resync: Duration) -> Self {
+        let mut h = Self::start_idle().await;
+        h.start_controller(resync);
+        h
+    }
+
+    /// The API server, the simulator and the Secrets, without a controller yet.
+    pub async fn start_idle() -> Self {
+        let resync = Duration::from_secs(3600);
         let k8s = ApiServer::new();
         for c in crd::crds() {
             k8s.register_crd(&c);
@@ -61,6 +103,10 @@ impl Harness {
                 json!({"endpoint": sim.base_url(), "applicationKey": "ak", "applicationSecret": "as-secret", "consumerKey": "ck-secret"}),
             ),
             ("relay-password", json!({"password": "relay-password-1"})),
+            (
+                "ovh-read-only",
+                json!({"endpoint": sim.base_url(), "applicationKey": "ak-ro", "applicationSecret": "as-ro-secret", "consumerKey": "ck-ro-secret"}),
+            ),
         ] {
             let secret: Secret =
                 serde_json::from_value(json!({"metadata": {"name": name}, "stringData": data}))
@@ -70,30 +116,46 @@ impl Harness {
                 .await
                 .unwrap();
         }
-        let mut h = Self {
+        let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+        namespaces
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": NS}})).unwrap(),
+            )
+            .await
+            .unwrap();
+        Self {
             k8s,
             client,
             sim,
             stop: None,
             task: None,
             resync,
-        };
+            tweak: None,
+        }
+    }
+
+    /// Like [`Harness::start`], with the controller settings changed by `tweak`.
+    pub async fn start_with(
+        resync: Duration,
+        tweak: impl Fn(&mut ControllerConfig) + Send + Sync + 'static,
+    ) -> Self {
+        let mut h = Self::start_idle().await;
+        h.tweak = Some(Box::new(tweak));
         h.start_controller(resync);
         h
     }
 
     pub fn start_controller(&mut self, resync: Duration) {
         self.resync = resync;
-        let config = ControllerConfig {
-            resync_interval: resync,
-            budget: BudgetSettings {
-                rate: 100.0,
-                burst: 100,
+        let config = self.tweak.as_ref().map_or_else(
+            || test_config(resync),
+            |t| {
+                let mut c = test_config(resync);
+                t(&mut c);
+                c
             },
-            task_poll: Duration::from_millis(100),
-            backoff_base: Duration::from_millis(200),
-            ..ControllerConfig::default()
-        };
+        );
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let client = self.client.clone();
         self.stop = Some(tx);

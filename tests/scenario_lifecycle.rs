@@ -1,0 +1,392 @@
+//! Deletion, failure and recovery scenarios: finalizers that stay exactly as long as OVH is
+//! not done, tasks that fail or vanish, terminal and retryable OVH errors, missing mailboxes,
+//! and a namespace deleted with its credentials first.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, DeleteParams, PostParams};
+use sendconnector_operator::crd::{MailboxBinding, SendConnector};
+use sendconnector_operator::simulator::{FaultKind, FaultRule, Faults};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+fn count(h: &Harness, method: &str, route: &str) -> u64 {
+    h.counter(&format!("{method} {P}{route}"))
+}
+
+fn ready_message(obj: &Value) -> String {
+    obj["status"]["conditions"]
+        .as_array()
+        .and_then(|a| a.iter().find(|c| c["type"] == "Ready"))
+        .map(|c| c["message"].as_str().unwrap_or_default().to_owned())
+        .unwrap_or_default()
+}
+
+fn condition(obj: &Value, type_: &str) -> Value {
+    obj["status"]["conditions"]
+        .as_array()
+        .and_then(|a| a.iter().find(|c| c["type"] == type_).cloned())
+        .unwrap_or(Value::Null)
+}
+
+async fn bound_pair(h: &Harness) -> i64 {
+    h.connectors()
+        .create(&PostParams::default(), &connector_manifest("relay"))
+        .await
+        .unwrap();
+    h.bindings()
+        .create(
+            &PostParams::default(),
+            &binding_manifest("newsletter", "relay"),
+        )
+        .await
+        .unwrap();
+    let sc = h.wait_ready::<SendConnector>("relay").await;
+    h.wait_ready::<MailboxBinding>("newsletter").await;
+    h.wait_ovh_settled().await;
+    sc["status"]["connectorId"].as_i64().unwrap()
+}
+
+async fn gone<K: kube::Resource<DynamicType = ()>>(h: &Harness, name: &str) {
+    wait_for(
+        &format!("{name} to be gone"),
+        Duration::from_secs(30),
+        || h.object::<K>(name).is_null(),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletion_puts_mailboxes_back_then_deletes_the_connector_once_unused() {
+    let h = Harness::start(HOUR).await;
+    let id = bound_pair(&h).await;
+
+    // The connector is still used: its deletion waits, naming the binding, and OVH keeps it.
+    h.connectors()
+        .delete("relay", &DeleteParams::default())
+        .await
+        .unwrap();
+    let sc = h
+        .wait_condition::<SendConnector>("relay", "False", "DeletionBlocked")
+        .await;
+    assert!(
+        ready_message(&sc).contains("newsletter"),
+        "{}",
+        ready_message(&sc)
+    );
+    assert_eq!(h.sim.sim().connectors(ORG, ORG).len(), 1);
+    assert_eq!(count(&h, "DELETE", "/sendConnector/{id}"), 0);
+
+    // The binding goes first, putting everything back to 0.
+    h.bindings()
+        .delete("newsletter", &DeleteParams::default())
+        .await
+        .unwrap();
+    gone::<MailboxBinding>(&h, "newsletter").await;
+    for address in ["newsletter@mydomain.ovh", "contact@mydomain.ovh"] {
+        assert_eq!(
+            h.sim.sim().account(ORG, ORG, address).unwrap()["sendConnectorId"],
+            0,
+            "{address}"
+        );
+    }
+    assert_eq!(
+        h.sim.sim().domain(ORG, ORG, "mydomain.ovh").unwrap()["sendConnectorIdDefault"],
+        0
+    );
+
+    // Then the connector: one DELETE, its task followed to the end, then the finalizer goes.
+    gone::<SendConnector>(&h, "relay").await;
+    assert!(h.sim.sim().connector(ORG, ORG, id).is_none());
+    assert_eq!(count(&h, "DELETE", "/sendConnector/{id}"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orphan_leaves_ovh_untouched() {
+    let h = Harness::start(HOUR).await;
+    let id = bound_pair(&h).await;
+    h.patch_binding("newsletter", json!({"spec": {"deletionPolicy": "Orphan"}}))
+        .await;
+    h.patch_connector("relay", json!({"spec": {"deletionPolicy": "Orphan"}}))
+        .await;
+    h.wait_ready::<SendConnector>("relay").await;
+    h.wait_ready::<MailboxBinding>("newsletter").await;
+    h.sim.sim().reset_counters();
+    h.bindings()
+        .delete("newsletter", &DeleteParams::default())
+        .await
+        .unwrap();
+    h.connectors()
+        .delete("relay", &DeleteParams::default())
+        .await
+        .unwrap();
+    gone::<MailboxBinding>(&h, "newsletter").await;
+    gone::<SendConnector>(&h, "relay").await;
+    assert_eq!(h.ovh_writes(), 0);
+    assert!(h.sim.sim().connector(ORG, ORG, id).is_some());
+    assert_eq!(
+        h.sim
+            .sim()
+            .account(ORG, ORG, "newsletter@mydomain.ovh")
+            .unwrap()["sendConnectorId"],
+        id
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_finalizer_stays_until_ovh_confirms_the_delete() {
+    let h = Harness::start(HOUR).await;
+    h.connectors()
+        .create(&PostParams::default(), &connector_manifest("relay"))
+        .await
+        .unwrap();
+    let id = h.wait_ready::<SendConnector>("relay").await["status"]["connectorId"]
+        .as_i64()
+        .unwrap();
+    h.wait_ovh_settled().await;
+    h.sim.sim().set_faults(Faults {
+        rules: vec![FaultRule::new(FaultKind::Status500).method("DELETE")],
+        ..Faults::default()
+    });
+    h.connectors()
+        .delete("relay", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for("several refused deletes", Duration::from_secs(30), || {
+        count(&h, "DELETE", "/sendConnector/{id}") >= 4
+    })
+    .await;
+    let sc = h.object::<SendConnector>("relay");
+    assert!(
+        sc["metadata"]["finalizers"]
+            .as_array()
+            .is_some_and(|f| f.iter().any(|f| f == "sendconnector.io/cleanup")),
+        "the finalizer stays while OVH refuses"
+    );
+    assert_eq!(
+        condition(&sc, "Reconciling")["status"],
+        "True",
+        "{:#}",
+        sc["status"]
+    );
+    assert!(h.sim.sim().connector(ORG, ORG, id).is_some());
+    h.sim.sim().set_faults(Faults::default());
+    gone::<SendConnector>(&h, "relay").await;
+    assert!(h.sim.sim().connector(ORG, ORG, id).is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_task_is_reported_with_its_id_then_retried() {
+    let h = Harness::start_with(HOUR, |c| c.backoff_base = Duration::from_secs(3)).await;
+    h.sim.sim().fail_next_task(Some("addSendConnector"));
+    h.connectors()
+        .create(&PostParams::default(), &connector_manifest("relay"))
+        .await
+        .unwrap();
+    let sc = h
+        .wait_condition::<SendConnector>("relay", "False", "TaskFailed")
+        .await;
+    let task = sc["status"]["lastTask"].clone();
+    assert_eq!(
+        (task["function"].as_str(), task["status"].as_str()),
+        (Some("addSendConnector"), Some("error"))
+    );
+    let id = task["id"].as_i64().unwrap();
+    assert!(
+        ready_message(&sc).contains(&id.to_string())
+            && ready_message(&sc).contains("addSendConnector"),
+        "{}",
+        ready_message(&sc)
+    );
+    // After the backoff it tries again and gets there.
+    h.wait_ready::<SendConnector>("relay").await;
+    assert_eq!(h.sim.sim().connectors(ORG, ORG).len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vanished_tasks_are_judged_from_the_object() {
+    let h = Harness::start(HOUR).await;
+    h.sim.sim().update_settings(|s| s.vanishing_tasks = true);
+    h.connectors()
+        .create(&PostParams::default(), &connector_manifest("relay"))
+        .await
+        .unwrap();
+    let sc = h.wait_ready::<SendConnector>("relay").await;
+    assert_eq!(sc["status"]["lastTask"]["function"], "addSendConnector");
+    assert_eq!(h.sim.sim().connectors(ORG, ORG).len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_call_stalls_without_a_hot_loop() {
+    let h = Harness::start(Duration::from_millis(300)).await;
+    let mut denied = connector_manifest("denied");
+    denied.spec.credentials_secret_ref =
+        Some(serde_json::from_value(json!({"name": "ovh-read-only"})).unwrap());
+    h.connectors()
+        .create(&PostParams::default(), &denied)
+        .await
+        .unwrap();
+    let sc = h
+        .wait_condition::<SendConnector>("denied", "False", "OvhError")
+        .await;
+    let stalled = condition(&sc, "Stalled");
+    assert_eq!(stalled["status"], "True", "{:#}", sc["status"]);
+    let message = stalled["message"].as_str().unwrap();
+    assert!(
+        message.contains("This call has not been granted") && message.contains("X-Ovh-QueryID"),
+        "{message}"
+    );
+    let posts = count(&h, "POST", "/sendConnector");
+    // A healthy pair goes through many resyncs meanwhile; the stalled one does not retry.
+    bound_pair(&h).await;
+    let reads = count(&h, "GET", "/account");
+    wait_for(
+        "resyncs of the healthy binding",
+        Duration::from_secs(20),
+        || count(&h, "GET", "/account") >= reads + 4,
+    )
+    .await;
+    assert_eq!(
+        count(&h, "POST", "/sendConnector"),
+        posts + 1,
+        "only the healthy connector's create"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_and_server_errors_back_off_then_recover() {
+    let h = Harness::start(HOUR).await;
+    h.sim.sim().set_faults(Faults {
+        rules: vec![
+            FaultRule::new(FaultKind::TooManyRequests {
+                retry_after_seconds: 0,
+            })
+            .method("GET")
+            .path_contains("/sendConnector")
+            .times(4),
+            FaultRule::new(FaultKind::Status500)
+                .method("GET")
+                .path_contains("/sendConnector")
+                .times(4),
+        ],
+        ..Faults::default()
+    });
+    h.connectors()
+        .create(&PostParams::default(), &connector_manifest("relay"))
+        .await
+        .unwrap();
+    let sc = h
+        .wait_condition::<SendConnector>("relay", "False", "OvhError")
+        .await;
+    assert_eq!(condition(&sc, "Reconciling")["status"], "True");
+    assert_eq!(condition(&sc, "Stalled")["status"], "False");
+    h.wait_ready::<SendConnector>("relay").await;
+    assert_eq!(h.sim.sim().connectors(ORG, ORG).len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_mailbox_is_reported_and_bound_once_created() {
+    let h = Harness::start(HOUR).await;
+    h.connectors()
+        .create(&PostParams::default(), &connector_manifest("relay"))
+        .await
+        .unwrap();
+    let id = h.wait_ready::<SendConnector>("relay").await["status"]["connectorId"]
+        .as_i64()
+        .unwrap();
+    let mut b = binding_manifest("newsletter", "relay");
+    b.spec.mailboxes = vec![
+        "newsletter@mydomain.ovh".into(),
+        "later@mydomain.ovh".into(),
+    ];
+    h.bindings()
+        .create(&PostParams::default(), &b)
+        .await
+        .unwrap();
+    let mb = h
+        .wait_condition::<MailboxBinding>("newsletter", "False", "MailboxNotFound")
+        .await;
+    assert!(
+        ready_message(&mb).contains("later@mydomain.ovh"),
+        "{}",
+        ready_message(&mb)
+    );
+    let phases: Vec<(String, String)> = mb["status"]["mailboxes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["address"].as_str().unwrap().to_owned(),
+                m["phase"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert!(
+        phases.contains(&("later@mydomain.ovh".into(), "NotFound".into())),
+        "{phases:?}"
+    );
+    wait_for("the other mailbox bound", Duration::from_secs(20), || {
+        h.sim
+            .sim()
+            .account(ORG, ORG, "newsletter@mydomain.ovh")
+            .unwrap()["sendConnectorId"]
+            == id
+    })
+    .await;
+
+    h.sim
+        .sim()
+        .create_account(ORG, ORG, "later@mydomain.ovh")
+        .unwrap();
+    let mb = h.wait_ready::<MailboxBinding>("newsletter").await;
+    assert_eq!(mb["status"]["bound"], "3/3");
+    assert_eq!(
+        h.sim.sim().account(ORG, ORG, "later@mydomain.ovh").unwrap()["sendConnectorId"],
+        id
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_namespace_deleted_credentials_first_says_how_to_let_go() {
+    let h = Harness::start(HOUR).await;
+    let id = bound_pair(&h).await;
+    let namespaces: Api<Namespace> = Api::all(h.client.clone());
+    namespaces
+        .delete(NS, &DeleteParams::default())
+        .await
+        .unwrap();
+    // The Secrets are gone at once; the resources wait, and say why and what to do.
+    let mb = h
+        .wait_condition::<MailboxBinding>("newsletter", "False", "DeletionBlocked")
+        .await;
+    assert!(
+        ready_message(&mb).contains("deletionPolicy: Orphan"),
+        "{}",
+        ready_message(&mb)
+    );
+    assert_eq!(condition(&mb, "Stalled")["status"], "True");
+    h.patch_binding("newsletter", json!({"spec": {"deletionPolicy": "Orphan"}}))
+        .await;
+    gone::<MailboxBinding>(&h, "newsletter").await;
+    wait_for(
+        "the connector to name the way out",
+        Duration::from_secs(30),
+        || ready_message(&h.object::<SendConnector>("relay")).contains("deletionPolicy: Orphan"),
+    )
+    .await;
+    let sc = h.object::<SendConnector>("relay");
+    assert_eq!(condition(&sc, "Ready")["reason"], "DeletionBlocked");
+    h.patch_connector("relay", json!({"spec": {"deletionPolicy": "Orphan"}}))
+        .await;
+    gone::<SendConnector>(&h, "relay").await;
+    assert!(
+        h.sim.sim().connector(ORG, ORG, id).is_some(),
+        "Orphan leaves OVH as it is"
+    );
+}
