@@ -361,3 +361,55 @@ async fn two_claims_on_one_connector_or_mailbox_leave_the_second_in_conflict() {
     );
     assert_ne!(id, other);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paused_resources_write_nothing_and_a_requested_reconcile_is_echoed() {
+    let h = Harness::start(HOUR).await;
+    let id = ready_connector(&h, "relay").await;
+    h.patch_connector("relay", json!({"metadata": {"annotations": {"sendconnector.io/paused": "true"}}, "spec": {"port": 2525}})).await;
+    let sc = h
+        .wait_condition::<SendConnector>("relay", "False", "Paused")
+        .await;
+    let conditions = sc["status"]["conditions"].as_array().unwrap();
+    for type_ in ["Reconciling", "Stalled"] {
+        assert_eq!(
+            conditions.iter().find(|c| c["type"] == type_).unwrap()["status"],
+            "False",
+            "{type_}"
+        );
+    }
+    h.sim.sim().reset_counters();
+    h.patch_connector(
+        "relay",
+        json!({"metadata": {"annotations": {"sendconnector.io/reconcile-requested-at": "first"}}}),
+    )
+    .await;
+    wait_for("the request echoed", Duration::from_secs(20), || {
+        h.object::<SendConnector>("relay")["status"]["lastHandledReconcileAt"] == "first"
+    })
+    .await;
+    assert_eq!(h.ovh_writes(), 0, "paused: no OVH write");
+    assert_eq!(h.sim.sim().connector(ORG, ORG, id).unwrap()["port"], 587);
+
+    h.patch_connector(
+        "relay",
+        json!({"metadata": {"annotations": {"sendconnector.io/paused": null}}}),
+    )
+    .await;
+    h.wait_ready::<SendConnector>("relay").await;
+    h.wait_ovh_settled().await;
+    assert_eq!(h.sim.sim().connector(ORG, ORG, id).unwrap()["port"], 2525);
+
+    // A new request value makes a reconcile happen now (OVH is read again) and is echoed.
+    let reads = count(&h, "GET", "/sendConnector");
+    h.patch_connector(
+        "relay",
+        json!({"metadata": {"annotations": {"sendconnector.io/reconcile-requested-at": "second"}}}),
+    )
+    .await;
+    wait_for("the second request echoed", Duration::from_secs(20), || {
+        h.object::<SendConnector>("relay")["status"]["lastHandledReconcileAt"] == "second"
+    })
+    .await;
+    assert!(count(&h, "GET", "/sendConnector") > reads);
+}
