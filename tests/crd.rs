@@ -870,3 +870,36 @@ fn omitted_fields_take_their_defaults_in_rust() {
     assert_eq!(binding.spec.connector_ref.name, "newsletter-relay");
     assert_eq!(serde_json::to_value(&binding).unwrap(), full_binding());
 }
+
+/// The manifests in `examples/` are valid against the generated schemas and CEL rules, and
+/// they read back as the Rust types.
+#[test]
+fn the_examples_are_valid() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut kinds = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if path.extension().is_none_or(|e| e != "yaml") || name.contains("seed") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let object: Value = serde_saphyr::from_str(&text).unwrap();
+        let kind = object["kind"].as_str().unwrap().to_owned();
+        match kind.as_str() {
+            "SendConnector" => {
+                assert_valid("SendConnector", &object, None);
+                let _: sendconnector_operator::crd::SendConnector = serde_json::from_value(object).unwrap();
+            }
+            "MailboxBinding" => {
+                assert_valid("MailboxBinding", &object, None);
+                let _: sendconnector_operator::crd::MailboxBinding = serde_json::from_value(object).unwrap();
+            }
+            "Secret" | "Namespace" => {}
+            other => panic!("{name}: unexpected kind {other}"),
+        }
+        kinds.push(kind);
+    }
+    kinds.sort();
+    assert_eq!(kinds, ["MailboxBinding", "Namespace", "Secret", "Secret", "SendConnector"]);
+}
