@@ -94,7 +94,11 @@ pub async fn reconcile(mb: Arc<MailboxBinding>, ctx: Arc<Context>) -> Result<Act
             (v, a)
         }
         Err(e) => {
-            tracing::info!(resource = %key, error = %e, "MailboxBinding reconcile failed");
+            if e.is_retryable() {
+                tracing::debug!(resource = %key, error = %e, "MailboxBinding reconcile will be retried");
+            } else {
+                tracing::warn!(resource = %key, error = %e, "MailboxBinding reconcile stalled");
+            }
             let action = if e.is_retryable() {
                 Action::requeue(ctx.next_backoff(&key))
             } else {

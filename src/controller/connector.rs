@@ -100,7 +100,11 @@ pub async fn reconcile(sc: Arc<SendConnector>, ctx: Arc<Context>) -> Result<Acti
             (verdict, action)
         }
         Err(e) => {
-            tracing::info!(resource = %key, error = %e, retryable = e.is_retryable(), "SendConnector reconcile failed");
+            if e.is_retryable() {
+                tracing::debug!(resource = %key, error = %e, "SendConnector reconcile will be retried");
+            } else {
+                tracing::warn!(resource = %key, error = %e, "SendConnector reconcile stalled");
+            }
             let action = if e.is_retryable() {
                 Action::requeue(ctx.next_backoff(&key))
             } else {

@@ -1,0 +1,413 @@
+//! `sendconnector-operator local`: the real controller without a cluster. An embedded
+//! Kubernetes API takes the manifests of a directory, the same controller as `run` reconciles
+//! them against the embedded OVH simulator (or an OVH endpoint named on the command line), and
+//! the outcome is printed as tables once every resource is Ready or Stalled.
+mod manifests;
+mod report;
+
+pub use manifests::{Manifests, load};
+pub use report::{Outcome, outcome};
+
+use crate::apiserver::ApiServer;
+use crate::controller::{self, ControllerConfig};
+use crate::crd::{self, MailboxBinding, SendConnector};
+use crate::ovh::{BudgetSettings, Credentials, Endpoint};
+use crate::simulator::{RunningSimulator, Seed, Simulator, SimulatorConfig};
+use anyhow::Context as _;
+use base64::Engine;
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The seed used when neither `--simulator-seed` nor the directory gives one: the example
+/// platform of `examples/`.
+const DEFAULT_SEED: &str = include_str!("../../examples/simulator-seed.yaml");
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct LocalArgs {
+    /// Directory (or file) of manifests: Namespaces, Secrets, SendConnectors and
+    /// MailboxBindings, multi-document YAML or JSON. A simulator seed among them is used as the
+    /// simulator's seed.
+    #[arg(short = 'f', long = "filename", value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Give up waiting after this long (`90s`, `5m`).
+    #[arg(long, default_value = "2m", value_parser = humantime::parse_duration, env = "SENDCONNECTOR_TIMEOUT")]
+    pub timeout: Duration,
+    /// Keep the embedded cluster's objects (with their status) and the simulator's objects in
+    /// this directory between runs, the way a cluster and OVH would.
+    #[arg(long, value_name = "DIR", env = "SENDCONNECTOR_STATE")]
+    pub state: Option<PathBuf>,
+    /// `simulator` (the embedded OVH simulator), or a real endpoint: `ovh-eu`, `ovh-ca`,
+    /// `ovh-us` or a URL. Only this flag ever sends `local` to a real OVH endpoint.
+    #[arg(long, default_value = "simulator", env = "SENDCONNECTOR_OVH_ENDPOINT")]
+    pub ovh_endpoint: String,
+    /// Seed of the embedded simulator (default: a seed file in the directory, else the
+    /// example platform).
+    #[arg(long, value_name = "FILE", env = "SENDCONNECTOR_SIMULATOR_SEED")]
+    pub simulator_seed: Option<PathBuf>,
+    /// After convergence, keep running and serve the embedded Kubernetes API on this address
+    /// (for `kubectl`).
+    #[arg(
+        long,
+        value_name = "ADDR",
+        requires = "kubeconfig_out",
+        env = "SENDCONNECTOR_SERVE"
+    )]
+    pub serve: Option<SocketAddr>,
+    /// With `--serve`: write a kubeconfig for the served API to this file.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "serve",
+        env = "SENDCONNECTOR_KUBECONFIG_OUT"
+    )]
+    pub kubeconfig_out: Option<PathBuf>,
+}
+
+/// The OVH side of a local run.
+enum Ovh {
+    Simulator(RunningSimulator),
+    Real(Endpoint),
+}
+
+impl Ovh {
+    fn endpoint(&self) -> String {
+        match self {
+            Self::Simulator(sim) => sim.base_url(),
+            Self::Real(e) => e.base().to_string(),
+        }
+    }
+}
+
+fn secret_strings(secret: &Value) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let b64 = base64::engine::general_purpose::STANDARD;
+    if let Some(data) = secret["data"].as_object() {
+        for (k, v) in data {
+            if let Some(decoded) = v
+                .as_str()
+                .and_then(|s| b64.decode(s).ok())
+                .and_then(|b| String::from_utf8(b).ok())
+            {
+                out.insert(k.clone(), decoded);
+            }
+        }
+    }
+    if let Some(data) = secret["stringData"].as_object() {
+        for (k, v) in data {
+            if let Some(s) = v.as_str() {
+                out.insert(k.clone(), s.to_owned());
+            }
+        }
+    }
+    out
+}
+
+/// Credentials Secrets: those a SendConnector names, and any holding OVH keys.
+fn is_credentials(secret: &Value, connectors: &[&Value]) -> bool {
+    let (ns, name) = (
+        &secret["metadata"]["namespace"],
+        &secret["metadata"]["name"],
+    );
+    let named = connectors.iter().any(|c| {
+        c["metadata"]["namespace"] == *ns && c["spec"]["credentialsSecretRef"]["name"] == *name
+    });
+    let data = secret_strings(secret);
+    named || data.contains_key("applicationKey") || data.contains_key("clientId")
+}
+
+/// The simulator's seed: the given one, plus every credential the manifests hold (so any
+/// credentials work against the embedded simulator), plus, when no seed was given at all, the
+/// services, mailboxes and domains the manifests name.
+fn simulator_seed(args: &LocalArgs, manifests: &Manifests) -> anyhow::Result<Seed> {
+    let mut seed = match (&args.simulator_seed, &manifests.seed) {
+        (Some(path), _) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            Seed::from_yaml(&text)?
+        }
+        (None, Some((_, seed))) => seed.clone(),
+        (None, None) => Seed::from_yaml(DEFAULT_SEED)?,
+    };
+    let connectors: Vec<&Value> = manifests
+        .objects
+        .iter()
+        .filter(|o| o["kind"] == "SendConnector")
+        .collect();
+    for secret in manifests
+        .objects
+        .iter()
+        .filter(|o| o["kind"] == "Secret" && is_credentials(o, &connectors))
+    {
+        let data = secret_strings(secret);
+        let credential = if data.contains_key("clientId") {
+            json!({"clientId": data.get("clientId"), "clientSecret": data.get("clientSecret")})
+        } else {
+            json!({"applicationKey": data.get("applicationKey"), "applicationSecret": data.get("applicationSecret"), "consumerKey": data.get("consumerKey")})
+        };
+        if let Ok(c) = serde_json::from_value(credential) {
+            seed.credentials.push(c);
+        }
+    }
+    Ok(seed)
+}
+
+/// Points every credentials Secret at the endpoint of this run: `local` never reaches an OVH
+/// endpoint that `--ovh-endpoint` did not name.
+fn with_endpoint(secret: &Value, endpoint: &str) -> Value {
+    let mut data = secret_strings(secret);
+    data.insert("endpoint".into(), endpoint.to_owned());
+    let mut out = secret.clone();
+    if let Some(obj) = out.as_object_mut() {
+        obj.remove("data");
+        obj.insert("stringData".into(), json!(data));
+    }
+    out
+}
+
+fn resource_of(object: &Value) -> Option<ApiResource> {
+    let (group, version) = match object["apiVersion"].as_str()?.split_once('/') {
+        Some((g, v)) => (g.to_owned(), v.to_owned()),
+        None => (String::new(), object["apiVersion"].as_str()?.to_owned()),
+    };
+    let kind = object["kind"].as_str()?;
+    let plural = match kind {
+        "Namespace" => "namespaces",
+        "Secret" => "secrets",
+        "SendConnector" => "sendconnectors",
+        "MailboxBinding" => "mailboxbindings",
+        _ => return None,
+    };
+    Some(ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk(&group, &version, kind),
+        plural,
+    ))
+}
+
+/// Creates the object, or brings an existing one (from `--state`) to the manifest's spec,
+/// data, labels and annotations. An unchanged object is not written at all.
+async fn apply(client: &kube::Client, object: &Value) -> anyhow::Result<()> {
+    let resource = resource_of(object).context("unsupported kind")?;
+    let name = object["metadata"]["name"]
+        .as_str()
+        .context("a manifest without metadata.name")?;
+    let namespace = object["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or("default");
+    let api: Api<DynamicObject> = if object["kind"] == "Namespace" {
+        Api::all_with(client.clone(), &resource)
+    } else {
+        Api::namespaced_with(client.clone(), namespace, &resource)
+    };
+    let mut body = object.clone();
+    if object["kind"] != "Namespace" {
+        body["metadata"]["namespace"] = json!(namespace);
+    }
+    match api.get_opt(name).await? {
+        None => {
+            let dynamic: DynamicObject = serde_json::from_value(body)?;
+            api.create(&PostParams::default(), &dynamic)
+                .await
+                .with_context(|| format!("creating {} {namespace}/{name}", object["kind"]))?;
+        }
+        Some(_) => {
+            // A merge patch of what the manifest says; the server keeps the object as it is
+            // (same resourceVersion, no event) when nothing differs.
+            let mut patch = json!({"metadata": {"labels": body["metadata"]["labels"], "annotations": body["metadata"]["annotations"]}});
+            for key in ["spec", "stringData", "data", "type"] {
+                if !body[key].is_null() {
+                    patch[key] = body[key].clone();
+                }
+            }
+            if patch["stringData"].is_object() {
+                // Compare as data, so an unchanged Secret stays unchanged.
+                let b64 = base64::engine::general_purpose::STANDARD;
+                let data: BTreeMap<String, String> = secret_strings(&body)
+                    .into_iter()
+                    .map(|(k, v)| (k, b64.encode(v)))
+                    .collect();
+                patch["data"] = json!(data);
+                patch.as_object_mut().map(|p| p.remove("stringData"));
+            }
+            api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .with_context(|| format!("updating {} {namespace}/{name}", object["kind"]))?;
+        }
+    }
+    Ok(())
+}
+
+fn kubeconfig(addr: SocketAddr) -> String {
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: sendconnector-local\n  cluster:\n    server: http://{addr}\nusers:\n- name: sendconnector-local\n  user: {{}}\ncontexts:\n- name: sendconnector-local\n  context:\n    cluster: sendconnector-local\n    user: sendconnector-local\n    namespace: default\ncurrent-context: sendconnector-local\n"
+    )
+}
+
+fn state_file(state: Option<&Path>, name: &str) -> Option<PathBuf> {
+    state.map(|d| d.join(name))
+}
+
+/// Runs `local`; returns whether every resource ended Ready.
+pub async fn run(args: LocalArgs) -> anyhow::Result<bool> {
+    let manifests = load(&args.dir)?;
+    for skipped in &manifests.skipped {
+        eprintln!("skipped {skipped}");
+    }
+    if let Some(dir) = &args.state {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+
+    let k8s = ApiServer::new();
+    for c in crd::crds() {
+        k8s.register_crd(&c);
+    }
+    if let Some(path) = state_file(args.state.as_deref(), "cluster.json").filter(|p| p.exists()) {
+        let saved: Value = serde_json::from_str(&std::fs::read_to_string(&path)?)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let n = k8s
+            .restore(&saved)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        eprintln!("loaded {n} objects from {}", path.display());
+    }
+
+    let ovh = if args.ovh_endpoint == "simulator" {
+        let config = SimulatorConfig {
+            seed: simulator_seed(&args, &manifests)?,
+            state_file: state_file(args.state.as_deref(), "ovh.json"),
+            ..SimulatorConfig::default()
+        };
+        Ovh::Simulator(Simulator::start(config, SocketAddr::from(([127, 0, 0, 1], 0))).await?)
+    } else {
+        Ovh::Real(Endpoint::parse(&args.ovh_endpoint, None)?)
+    };
+    let endpoint = ovh.endpoint();
+
+    let client = k8s.client();
+    let connectors: Vec<&Value> = manifests
+        .objects
+        .iter()
+        .filter(|o| o["kind"] == "SendConnector")
+        .collect();
+    for object in &manifests.objects {
+        let object = if object["kind"] == "Secret" && is_credentials(object, &connectors) {
+            with_endpoint(object, &endpoint)
+        } else {
+            object.clone()
+        };
+        apply(&client, &object).await?;
+    }
+
+    let mut config = ControllerConfig {
+        resync_interval: Duration::from_secs(600),
+        ..ControllerConfig::default()
+    };
+    match &ovh {
+        Ovh::Simulator(_) => {
+            // The simulator has no fair-use limit and fast tasks: poll it often.
+            config.budget = BudgetSettings {
+                rate: 50.0,
+                burst: 50,
+            };
+            config.task_poll = Duration::from_millis(250);
+        }
+        Ovh::Real(e) => {
+            if std::env::vars().any(|(k, _)| k.starts_with("OVH_")) {
+                let mut creds = Credentials::from_env()?;
+                creds.endpoint = e.clone();
+                config.default_credentials_env = Some(creds);
+                config.default_credentials_namespaces = vec!["*".into()];
+            }
+        }
+    }
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let controller = tokio::spawn(controller::run(client.clone(), config, async move {
+        let _ = stop_rx.await;
+    }));
+
+    let sc = ApiResource::erase::<SendConnector>(&());
+    let mb = ApiResource::erase::<MailboxBinding>(&());
+    let deadline = tokio::time::Instant::now() + args.timeout;
+    let (connectors, bindings) = loop {
+        let connectors = k8s.list_objects(&sc, None);
+        let bindings = k8s.list_objects(&mb, None);
+        let settled = connectors
+            .iter()
+            .chain(&bindings)
+            .all(|o| outcome(o) != Outcome::Pending);
+        if settled || tokio::time::Instant::now() >= deadline || controller.is_finished() {
+            break (connectors, bindings);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    println!("{}\n", report::connectors(&connectors));
+    println!("{}", report::bindings(&bindings));
+    let all_ready = connectors
+        .iter()
+        .chain(&bindings)
+        .all(|o| outcome(o) == Outcome::Ready);
+    let pending = connectors
+        .iter()
+        .chain(&bindings)
+        .filter(|o| outcome(o) == Outcome::Pending)
+        .count();
+    if pending > 0 {
+        eprintln!(
+            "gave up after {}: {pending} resource(s) still in progress",
+            humantime::format_duration(args.timeout)
+        );
+    }
+
+    if let (Some(addr), Some(out)) = (args.serve, &args.kubeconfig_out) {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("listening on {addr}"))?;
+        let bound = listener.local_addr()?;
+        std::fs::write(out, kubeconfig(bound))
+            .with_context(|| format!("writing {}", out.display()))?;
+        eprintln!(
+            "serving the embedded Kubernetes API on http://{bound} (kubeconfig: {}); Ctrl-C stops",
+            out.display()
+        );
+        let server = k8s.clone();
+        tokio::select! {
+            result = server.serve(listener) => result?,
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+
+    let _ = stop_tx.send(());
+    if let Ok(Err(e)) = tokio::time::timeout(Duration::from_secs(30), controller)
+        .await
+        .unwrap_or(Ok(Ok(())))
+    {
+        eprintln!("controller stopped with an error: {e}");
+    }
+    if let Some(path) = state_file(args.state.as_deref(), "cluster.json") {
+        std::fs::write(&path, serde_json::to_vec_pretty(&k8s.snapshot())?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Ovh::Simulator(sim) = &ovh {
+        let writes: Vec<String> = sim
+            .sim()
+            .counters()
+            .into_iter()
+            .filter(|(route, _)| !route.starts_with("GET ") && !route.contains("/auth/"))
+            .map(|(route, n)| format!("  {n} {route}"))
+            .collect();
+        eprintln!(
+            "OVH simulator: {} write(s){}",
+            sim.sim().write_count(),
+            if writes.is_empty() {
+                String::new()
+            } else {
+                format!("\n{}", writes.join("\n"))
+            }
+        );
+    }
+    drop(ovh);
+    Ok(all_ready)
+}
