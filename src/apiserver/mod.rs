@@ -215,6 +215,17 @@ impl ApiServer {
             .collect()
     }
 
+    /// Every stored object, to be loaded later with [`ApiServer::restore`].
+    pub fn snapshot(&self) -> Value {
+        self.shared.lock().store.export()
+    }
+
+    /// Loads a [`ApiServer::snapshot`] (after the CRDs are registered), keeping uids and
+    /// resourceVersions. Returns the number of objects loaded.
+    pub fn restore(&self, saved: &Value) -> Result<usize, String> {
+        self.write(|state| state.store.import(saved))
+    }
+
     /// Forgets the watch history: every watch resuming from an earlier resourceVersion gets
     /// 410 Gone and must relist.
     pub fn compact_history(&self) {

@@ -206,6 +206,60 @@ impl Store {
     }
 }
 
+/// Saving and loading every object, for a cluster that outlives its process (`local --state`).
+impl Store {
+    /// Every object with its collection, and the newest resourceVersion.
+    pub fn export(&self) -> Value {
+        let mut objects: Vec<Value> = self
+            .objects
+            .iter()
+            .flat_map(|(resource, objects)| {
+                objects.values().map(move |object| {
+                    serde_json::json!({"group": resource.group, "plural": resource.plural, "object": object})
+                })
+            })
+            .collect();
+        objects.sort_by_key(ToString::to_string);
+        serde_json::json!({"resourceVersion": self.resource_version, "objects": objects})
+    }
+
+    /// Loads what [`Store::export`] wrote, keeping uids and resourceVersions, with an empty
+    /// watch history (watches from before get 410 Gone and relist).
+    pub fn import(&mut self, saved: &Value) -> Result<usize, String> {
+        let objects = saved["objects"].as_array().ok_or("no \"objects\" list")?;
+        let mut count = 0;
+        for entry in objects {
+            let (Some(group), Some(plural)) = (entry["group"].as_str(), entry["plural"].as_str())
+            else {
+                return Err(format!("an entry without group/plural: {entry}"));
+            };
+            let object = entry["object"].clone();
+            let namespace = object["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            let name = object["metadata"]["name"]
+                .as_str()
+                .ok_or("an object without a name")?
+                .to_owned();
+            let resource = ResourceKey {
+                group: group.to_owned(),
+                plural: plural.to_owned(),
+            };
+            self.objects
+                .entry(resource)
+                .or_default()
+                .insert((namespace, name), object);
+            count += 1;
+        }
+        let saved_rv = saved["resourceVersion"].as_u64().unwrap_or(1);
+        self.resource_version = self.resource_version.max(saved_rv);
+        self.history.clear();
+        self.compacted_through = self.resource_version;
+        Ok(count)
+    }
+}
+
 fn set_resource_version(object: &mut Value, rv: u64) {
     if let Some(obj) = object.as_object_mut() {
         let metadata = obj
