@@ -1,6 +1,9 @@
-//! `/version` and the legacy discovery documents (`/api`, `/apis`, `/api/v1`,
-//! `/apis/{group}/{version}`), which kubectl reads before anything else.
+//! `/version`, the legacy discovery documents (`/api`, `/apis`, `/api/v1`,
+//! `/apis/{group}/{version}`) and aggregated discovery (`/api`, `/apis` as
+//! `APIGroupDiscoveryList`), which kubectl reads before anything else.
 
+use axum::http::HeaderMap;
+use axum::http::header::ACCEPT;
 use serde_json::{Value, json};
 
 use super::resources::{Registry, ResourceKind};
@@ -65,16 +68,6 @@ pub fn resources(registry: &Registry, group: &str, version: &str) -> Option<Valu
     if kinds.is_empty() {
         return None;
     }
-    let verbs = [
-        "create",
-        "delete",
-        "deletecollection",
-        "get",
-        "list",
-        "patch",
-        "update",
-        "watch",
-    ];
     let mut resources = Vec::new();
     for kind in kinds {
         resources.push(json!({
@@ -82,8 +75,9 @@ pub fn resources(registry: &Registry, group: &str, version: &str) -> Option<Valu
             "singularName": kind.singular,
             "namespaced": kind.namespaced,
             "kind": kind.kind,
-            "verbs": verbs,
+            "verbs": VERBS,
             "shortNames": kind.short_names,
+            "categories": kind.categories,
         }));
         if kind.status_subresource {
             resources.push(json!({
@@ -106,4 +100,103 @@ pub fn resources(registry: &Registry, group: &str, version: &str) -> Option<Valu
         "groupVersion": group_version,
         "resources": resources,
     }))
+}
+
+/// The media type of aggregated discovery documents; kubectl ignores them under any other.
+pub const AGGREGATED_CONTENT_TYPE: &str =
+    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+
+/// Whether the `Accept` header asks for aggregated discovery (`apidiscovery.k8s.io/v2`).
+pub fn wants_aggregated(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|media| {
+            let params: Vec<&str> = media.split(';').map(str::trim).collect();
+            params.contains(&"as=APIGroupDiscoveryList")
+                && params.contains(&"g=apidiscovery.k8s.io")
+                && params.contains(&"v=v2")
+        })
+}
+
+const VERBS: [&str; 8] = [
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
+
+/// Aggregated discovery (`APIGroupDiscoveryList`) for the core group (`core: true`, `GET /api`)
+/// or every other group (`GET /apis`).
+pub fn aggregated(registry: &Registry, core: bool) -> Value {
+    let kinds: Vec<&ResourceKind> = registry
+        .kinds()
+        .iter()
+        .filter(|k| k.group.is_empty() == core)
+        .collect();
+    let mut group_names: Vec<&str> = Vec::new();
+    for kind in &kinds {
+        if !group_names.contains(&kind.group.as_str()) {
+            group_names.push(&kind.group);
+        }
+    }
+    let items: Vec<Value> = group_names
+        .into_iter()
+        .map(|group| {
+            let mut version_names: Vec<&str> = Vec::new();
+            for kind in kinds.iter().filter(|k| k.group == group) {
+                if !version_names.contains(&kind.version.as_str()) {
+                    version_names.push(&kind.version);
+                }
+            }
+            let versions: Vec<Value> = version_names
+                .into_iter()
+                .map(|version| {
+                    let resources: Vec<Value> = kinds
+                        .iter()
+                        .filter(|k| k.group == group && k.version == version)
+                        .map(|k| aggregated_resource(k))
+                        .collect();
+                    json!({"version": version, "resources": resources, "freshness": "Current"})
+                })
+                .collect();
+            json!({"metadata": {"name": group}, "versions": versions})
+        })
+        .collect();
+    json!({
+        "apiVersion": "apidiscovery.k8s.io/v2",
+        "kind": "APIGroupDiscoveryList",
+        "metadata": {},
+        "items": items,
+    })
+}
+
+fn aggregated_resource(kind: &ResourceKind) -> Value {
+    let response_kind = json!({"group": kind.group, "version": kind.version, "kind": kind.kind});
+    let mut resource = json!({
+        "resource": kind.plural,
+        "responseKind": response_kind,
+        "scope": if kind.namespaced { "Namespaced" } else { "Cluster" },
+        "singularResource": kind.singular,
+        "verbs": VERBS,
+        "shortNames": kind.short_names,
+        "subresources": [],
+    });
+    if !kind.categories.is_empty() {
+        resource["categories"] = json!(kind.categories);
+    }
+    if kind.status_subresource {
+        resource["subresources"] = json!([{
+            "subresource": "status",
+            "responseKind": response_kind,
+            "verbs": ["get", "patch", "update"],
+        }]);
+    }
+    resource
 }

@@ -17,9 +17,10 @@ use serde_json::{Value, json};
 use super::resources::{Registry, ResourceKind};
 use super::selectors::{FieldSelector, LabelSelector, Selectors};
 use super::status::{self, ApiError};
+use super::table::{self, IncludeObject};
 use super::watch::{self, WatchRequest};
 use super::writes::{self, FieldValidation, PatchKind, Subresource, Target, WriteOptions};
-use super::{ApiServer, deletion, discovery, repr};
+use super::{ApiServer, deletion, discovery, protobuf, repr};
 
 /// Watches without `timeoutSeconds` end after this long, like upstream's 30–60 minutes.
 const DEFAULT_WATCH_TIMEOUT: Duration = Duration::from_secs(1800);
@@ -70,6 +71,19 @@ impl Request<'_> {
         }
     }
 
+    /// A create or update body: JSON, or protobuf for the built-in kinds kubectl sends that way.
+    fn object_body(&self, kind: &ResourceKind) -> Result<Value, ApiError> {
+        let content_type = self
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if protobuf::is_protobuf(content_type) {
+            return protobuf::decode(kind, self.body);
+        }
+        self.json_body()
+    }
+
     fn json_body(&self) -> Result<Value, ApiError> {
         serde_json::from_slice(self.body)
             .map_err(|e| ApiError::bad_request(format!("error decoding request body: {e}")))
@@ -100,8 +114,28 @@ fn handle(server: &ApiServer, request: &Request<'_>) -> Result<Response, ApiErro
         .collect();
     let (group, version, rest) = match segments.as_slice() {
         ["version"] => return Ok(ok(&discovery::version())),
+        ["api" | "apis"] if discovery::wants_aggregated(request.headers) => {
+            let core = segments == ["api"];
+            let document = discovery::aggregated(&server.shared.lock().registry, core);
+            return Ok(respond_as(
+                200,
+                discovery::AGGREGATED_CONTENT_TYPE,
+                &document,
+            ));
+        }
         ["api"] => return Ok(ok(&discovery::core_versions())),
         ["apis"] => return Ok(ok(&discovery::groups(&server.shared.lock().registry))),
+        // An empty OpenAPI v2 document: kubectl then validates nothing itself and leaves
+        // field validation to the server (`fieldValidation=Strict`), and uses JSON merge
+        // patches for custom resources.
+        ["openapi", "v2"] => {
+            return Ok((
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                "",
+            )
+                .into_response());
+        }
         ["api", version, rest @ ..] => ("", *version, rest),
         ["apis", group, version, rest @ ..] => (*group, *version, rest),
         _ => return Err(ApiError::unknown_path(request.path)),
@@ -157,10 +191,14 @@ fn ok(body: &Value) -> Response {
 }
 
 fn respond(code: u16, body: &Value) -> Response {
+    respond_as(code, "application/json", body)
+}
+
+fn respond_as(code: u16, content_type: &'static str, body: &Value) -> Response {
     let code = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
     (
         code,
-        [(header::CONTENT_TYPE, "application/json")],
+        [(header::CONTENT_TYPE, content_type)],
         body.to_string(),
     )
         .into_response()
@@ -207,7 +245,7 @@ fn collection(
                 (None, false) => String::new(),
                 _ => return Err(ApiError::method_not_allowed("POST")),
             };
-            let body = request.json_body()?;
+            let body = request.object_body(kind)?;
             let options = request.write_options();
             let written =
                 server.write(|state| writes::create(state, kind, &namespace, body, &options))?;
@@ -304,6 +342,14 @@ fn list(
         (Some(_), Some((ns, name))) => Some(encode_continue(resource_version, ns, name)),
         _ => None,
     };
+    if table::wants_table(request.headers) {
+        let mut metadata = json!({ "resourceVersion": resource_version.to_string() });
+        if let Some(token) = continue_token {
+            metadata["continue"] = json!(token);
+        }
+        let include = IncludeObject::parse(request.param("includeObject"));
+        return Ok(ok(&table::table(kind, &items, &metadata, include)));
+    }
     Ok(ok(&repr::list(
         kind,
         items,
@@ -335,14 +381,26 @@ fn object(server: &ApiServer, request: &Request<'_>, route: &Route) -> Result<Re
     let written = match *request.method {
         Method::GET => {
             let state = server.shared.lock();
-            let object = state
-                .store
-                .get(&kind.key(), namespace, name)
-                .ok_or_else(|| ApiError::not_found(kind, name))?;
-            return Ok(ok(&repr::present(kind, object, metadata_only)));
+            let object = match state.store.get(&kind.key(), namespace, name) {
+                Some(object) => object.clone(),
+                None if kind.is_namespace() && subresource == Subresource::Main => {
+                    implicit_namespace(&state, name)
+                        .ok_or_else(|| ApiError::not_found(kind, name))?
+                }
+                None => return Err(ApiError::not_found(kind, name)),
+            };
+            let shown = repr::present(kind, &object, metadata_only);
+            if table::wants_table(request.headers) {
+                let metadata = json!({
+                    "resourceVersion": state.store.resource_version().to_string()
+                });
+                let include = IncludeObject::parse(request.param("includeObject"));
+                return Ok(ok(&table::table(kind, &[shown], &metadata, include)));
+            }
+            return Ok(ok(&shown));
         }
         Method::PUT => {
-            let body = request.json_body()?;
+            let body = request.object_body(kind)?;
             server.write(|state| writes::update(state, target, body, &options))?
         }
         Method::PATCH => {
@@ -385,6 +443,21 @@ fn object(server: &ApiServer, request: &Request<'_>, route: &Route) -> Result<Re
         written.code,
         &repr::present(kind, &written.object, metadata_only),
     ))
+}
+
+/// A Namespace that has objects but no Namespace object (tests often skip creating one) reads
+/// as an active namespace, as it would on a real cluster, where it must exist.
+fn implicit_namespace(state: &super::State, name: &str) -> Option<Value> {
+    if state.store.resources_with_objects_in(name).is_empty() {
+        return None;
+    }
+    Some(json!({
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": name},
+        "spec": {"finalizers": ["kubernetes"]},
+        "status": {"phase": "Active"},
+    }))
 }
 
 #[cfg(test)]

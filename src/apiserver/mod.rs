@@ -13,12 +13,14 @@ mod discovery;
 mod handlers;
 mod object;
 mod patch;
+mod protobuf;
 mod repr;
 mod resources;
 mod schema;
 mod selectors;
 mod status;
 mod store;
+pub mod table;
 mod watch;
 mod writes;
 

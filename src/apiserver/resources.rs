@@ -8,6 +8,8 @@
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use serde_json::Value;
 
+use super::table::PrinterColumn;
+
 /// Identity of a stored collection: the same objects whatever version they are read through.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ResourceKey {
@@ -44,6 +46,10 @@ pub struct ResourceKind {
     pub schema: Option<Value>,
     /// Short names, for discovery.
     pub short_names: Vec<String>,
+    /// Categories (`kubectl get all`-style aliases), for discovery.
+    pub categories: Vec<String>,
+    /// Columns of `Table` answers after `Name`.
+    pub printer_columns: Vec<PrinterColumn>,
 }
 
 impl ResourceKind {
@@ -60,6 +66,8 @@ impl ResourceKind {
             custom: false,
             schema: None,
             short_names: Vec::new(),
+            categories: Vec::new(),
+            printer_columns: vec![PrinterColumn::age()],
         }
     }
 
@@ -198,6 +206,10 @@ impl Registry {
                 custom: true,
                 schema,
                 short_names: names.short_names.clone().unwrap_or_default(),
+                categories: names.categories.clone().unwrap_or_default(),
+                printer_columns: PrinterColumn::for_crd_version(
+                    version.additional_printer_columns.as_deref(),
+                ),
             });
             added += 1;
         }

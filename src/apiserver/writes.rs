@@ -471,10 +471,14 @@ fn validate_fields(
     Ok(())
 }
 
-/// Secrets: `stringData` is write-only sugar for base64 `data`.
+/// Secrets: `stringData` is write-only sugar for base64 `data`, and `type` defaults to `Opaque`.
 fn fold_string_data(kind: &ResourceKind, object: &mut Value) {
     if !kind.is_secret() {
         return;
+    }
+    let type_ = as_map(object).entry("type").or_insert(Value::Null);
+    if type_.as_str().is_none_or(str::is_empty) {
+        *type_ = json!("Opaque");
     }
     let Some(Value::Object(string_data)) = as_map(object).remove("stringData") else {
         return;
