@@ -1,0 +1,727 @@
+//! The real `kubectl` (1.32, through the `/usr/bin/kubectl` version dispatcher) against the
+//! in-memory API server served over HTTP on 127.0.0.1.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::process::Output;
+use std::time::Duration;
+
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use kube::core::ApiResource;
+use kube::{CustomResourceExt, Resource};
+use sendconnector_operator::apiserver::{ApiServer, table};
+use sendconnector_operator::crd::{MailboxBinding, SendConnector, crds};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+const KUBECTL: &str = "/usr/bin/kubectl";
+
+/// A served API server with the project's CRDs and a `mail` namespace, and a kubeconfig for it.
+struct Cluster {
+    server: ApiServer,
+    client: kube::Client,
+    dir: TempDir,
+    serving: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.serving.abort();
+    }
+}
+
+impl Cluster {
+    async fn start() -> Self {
+        let server = ApiServer::new();
+        for crd in crds() {
+            server.register_crd(&crd);
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let serving = {
+            let server = server.clone();
+            tokio::spawn(async move {
+                server.serve(listener).await.unwrap();
+            })
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: local\n  cluster:\n    server: http://127.0.0.1:{port}\ncontexts:\n- name: local\n  context:\n    cluster: local\n    user: local\n    namespace: default\nusers:\n- name: local\n  user: {{}}\ncurrent-context: local\n"
+        );
+        std::fs::write(dir.path().join("kubeconfig"), kubeconfig).unwrap();
+        let client = server.client();
+        let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+        namespaces
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": "mail"}})).unwrap(),
+            )
+            .await
+            .unwrap();
+        Self {
+            server,
+            client,
+            dir,
+            serving,
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Runs kubectl with this cluster's kubeconfig and its own discovery cache.
+    async fn kubectl(&self, args: &[&str]) -> Output {
+        let output = tokio::process::Command::new(KUBECTL)
+            .arg(format!(
+                "--kubeconfig={}",
+                self.path("kubeconfig").display()
+            ))
+            .arg(format!("--cache-dir={}", self.path("cache").display()))
+            .arg("--request-timeout=20s")
+            .args(args)
+            .env("HOME", self.dir.path())
+            .env_remove("KUBECONFIG")
+            .kill_on_drop(true)
+            .output();
+        tokio::time::timeout(Duration::from_secs(60), output)
+            .await
+            .expect("kubectl did not finish within 60s")
+            .unwrap()
+    }
+
+    /// Runs kubectl and returns its standard output, failing the test if it fails.
+    async fn kubectl_ok(&self, args: &[&str]) -> String {
+        let output = self.kubectl(args).await;
+        assert!(
+            output.status.success(),
+            "kubectl {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&output.stderr),
+            String::from_utf8_lossy(&output.stdout)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    fn connectors(&self) -> Api<DynamicObject> {
+        Api::namespaced_with(
+            self.client.clone(),
+            "mail",
+            &ApiResource::erase::<SendConnector>(&()),
+        )
+    }
+
+    fn bindings(&self) -> Api<DynamicObject> {
+        Api::namespaced_with(
+            self.client.clone(),
+            "mail",
+            &ApiResource::erase::<MailboxBinding>(&()),
+        )
+    }
+
+    async fn create_connector(&self, name: &str, smart_host: &str) -> DynamicObject {
+        let object: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": SendConnector::api_version(&()),
+            "kind": "SendConnector",
+            "metadata": {"name": name},
+            "spec": {"organization": "private-zz111111-1", "smartHost": smart_host},
+        }))
+        .unwrap();
+        self.connectors()
+            .create(&PostParams::default(), &object)
+            .await
+            .unwrap()
+    }
+
+    async fn set_ready(&self, name: &str, status: &str, reason: &str) {
+        let patch = json!({"status": {
+            "connectorId": 42,
+            "state": "ok",
+            "conditions": [{
+                "type": "Ready",
+                "status": status,
+                "reason": reason,
+                "message": format!("connector is {reason}"),
+                "lastTransitionTime": "2024-01-01T00:00:00Z",
+            }],
+        }});
+        self.connectors()
+            .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .unwrap();
+    }
+}
+
+/// The cells of each line of a kubectl table, cut where the header's columns start (cells may
+/// be empty or contain spaces).
+fn rows(output: &str) -> Vec<Vec<String>> {
+    let mut lines = output.lines();
+    let header = lines.next().unwrap_or_default();
+    let mut starts = Vec::new();
+    let mut previous = ' ';
+    for (i, c) in header.char_indices() {
+        if c != ' ' && previous == ' ' {
+            starts.push(i);
+        }
+        previous = c;
+    }
+    std::iter::once(header)
+        .chain(lines)
+        .map(|line| {
+            starts
+                .iter()
+                .enumerate()
+                .map(|(n, &start)| {
+                    let end = starts
+                        .get(n + 1)
+                        .copied()
+                        .unwrap_or(line.len())
+                        .min(line.len());
+                    line.get(start.min(end)..end)
+                        .unwrap_or_default()
+                        .trim()
+                        .to_owned()
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_shows_printer_columns() {
+    let cluster = Cluster::start().await;
+    cluster.create_connector("relay", "smtp.example.com").await;
+    cluster.set_ready("relay", "True", "Configured").await;
+    cluster
+        .create_connector("pending", "other.example.com")
+        .await;
+
+    let out = cluster
+        .kubectl_ok(&["get", "sendconnectors", "-n", "mail"])
+        .await;
+    let table = rows(&out);
+    assert_eq!(
+        table[0],
+        ["NAME", "READY", "REASON", "ID", "SMARTHOST", "TASK", "AGE"],
+        "{out}"
+    );
+    assert_eq!(table.len(), 3, "{out}");
+    assert_eq!(
+        &table[1][..6],
+        ["pending", "", "", "", "other.example.com", ""],
+        "{out}"
+    );
+    assert_eq!(
+        &table[2][..6],
+        ["relay", "True", "Configured", "42", "smtp.example.com", ""],
+        "{out}"
+    );
+    let age = &table[2][6];
+    assert!(
+        age.ends_with('s') && age.trim_end_matches('s').parse::<u32>().is_ok(),
+        "{out}"
+    );
+
+    let wide = cluster
+        .kubectl_ok(&["get", "sc", "-n", "mail", "-o", "wide"])
+        .await;
+    let wide_rows = rows(&wide);
+    assert_eq!(
+        wide_rows[0],
+        &[
+            "NAME",
+            "READY",
+            "REASON",
+            "ID",
+            "SMARTHOST",
+            "TASK",
+            "AGE",
+            "STATE",
+            "MESSAGE"
+        ],
+        "{wide}"
+    );
+    assert_eq!(wide_rows[2][0], "relay", "{wide}");
+    assert_eq!(
+        wide_rows[2][7..],
+        ["ok", "connector is Configured"],
+        "{wide}"
+    );
+
+    // The values match what printer_cells computes for the stored object.
+    let stored = cluster.connectors().get("relay").await.unwrap();
+    let cells = table::printer_cells(
+        &SendConnector::crd(),
+        &serde_json::to_value(&stored).unwrap(),
+    );
+    let names: Vec<&str> = cells.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "Ready",
+            "Reason",
+            "ID",
+            "SmartHost",
+            "Task",
+            "Age",
+            "State",
+            "Message"
+        ]
+    );
+    assert_eq!(cells[0].1, "True");
+    assert_eq!(cells[2].1, "42");
+    assert_eq!(cells[7].1, "connector is Configured");
+
+    let one = cluster
+        .kubectl_ok(&["get", "sendconnector", "relay", "-n", "mail"])
+        .await;
+    assert_eq!(rows(&one).len(), 2, "{one}");
+    assert_eq!(&rows(&one)[1][..2], ["relay", "True"], "{one}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_mailbox_bindings_by_short_name() {
+    let cluster = Cluster::start().await;
+    let binding: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": MailboxBinding::api_version(&()),
+        "kind": "MailboxBinding",
+        "metadata": {"name": "team"},
+        "spec": {"connectorRef": {"name": "relay"}, "mailboxes": ["a@example.com"]},
+    }))
+    .unwrap();
+    cluster
+        .bindings()
+        .create(&PostParams::default(), &binding)
+        .await
+        .unwrap();
+    let out = cluster.kubectl_ok(&["get", "mbx", "-n", "mail"]).await;
+    let table = rows(&out);
+    assert_eq!(table[0][..3], ["NAME", "READY", "CONNECTOR"], "{out}");
+    assert_eq!(table[1][..3], ["team", "", "relay"], "{out}");
+
+    let empty = cluster.kubectl(&["get", "mbx", "-n", "default"]).await;
+    assert!(empty.status.success());
+    assert!(
+        String::from_utf8_lossy(&empty.stderr).contains("No resources found in default namespace"),
+        "{empty:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aggregated_discovery_lists_the_custom_resources() {
+    use tower::ServiceExt as _;
+    let cluster = Cluster::start().await;
+    let out = cluster
+        .kubectl_ok(&["api-resources", "--api-group=sendconnector.io"])
+        .await;
+    let table = rows(&out);
+    assert_eq!(
+        table[0],
+        ["NAME", "SHORTNAMES", "APIVERSION", "NAMESPACED", "KIND"],
+        "{out}"
+    );
+    assert!(
+        table[1..].contains(&vec![
+            "mailboxbindings".to_owned(),
+            "mbx".to_owned(),
+            "sendconnector.io/v1alpha1".to_owned(),
+            "true".to_owned(),
+            "MailboxBinding".to_owned()
+        ]),
+        "{out}"
+    );
+    assert!(
+        table[1..].contains(&vec![
+            "sendconnectors".to_owned(),
+            "sc".to_owned(),
+            "sendconnector.io/v1alpha1".to_owned(),
+            "true".to_owned(),
+            "SendConnector".to_owned()
+        ]),
+        "{out}"
+    );
+
+    for (path, group) in [("/apis", "sendconnector.io"), ("/api", "")] {
+        let request = http::Request::get(path)
+            .header(
+                "accept",
+                "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json",
+            )
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let response = cluster.server.router().oneshot(request).await.unwrap();
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+        );
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let document: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(document["kind"], "APIGroupDiscoveryList");
+        let item = document["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["metadata"]["name"] == group)
+            .unwrap();
+        if group.is_empty() {
+            let secrets = item["versions"][0]["resources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["resource"] == "secrets")
+                .unwrap();
+            assert_eq!(secrets["scope"], "Namespaced");
+            continue;
+        }
+        let resource = item["versions"][0]["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["resource"] == "sendconnectors")
+            .unwrap()
+            .clone();
+        assert_eq!(resource["scope"], "Namespaced");
+        assert_eq!(resource["singularResource"], "sendconnector");
+        assert_eq!(resource["shortNames"], json!(["sc"]));
+        assert_eq!(resource["responseKind"]["kind"], "SendConnector");
+        assert_eq!(resource["subresources"][0]["subresource"], "status");
+        assert!(
+            resource["verbs"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("watch"))
+        );
+    }
+}
+
+const CONNECTOR_YAML: &str = "apiVersion: sendconnector.io/v1alpha1
+kind: SendConnector
+metadata:
+  name: applied
+  namespace: mail
+spec:
+  organization: private-zz111111-1
+  smartHost: HOST
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_creates_and_updates() {
+    let cluster = Cluster::start().await;
+    let file = cluster.path("connector.yaml");
+    let file_arg = file.to_str().unwrap();
+    std::fs::write(&file, CONNECTOR_YAML.replace("HOST", "one.example.com")).unwrap();
+    let out = cluster.kubectl_ok(&["apply", "-f", file_arg]).await;
+    assert_eq!(
+        out.trim(),
+        "sendconnector.sendconnector.io/applied created",
+        "{out}"
+    );
+    let stored = cluster.connectors().get("applied").await.unwrap();
+    assert_eq!(stored.data["spec"]["smartHost"], "one.example.com");
+    let last_applied = stored
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get("kubectl.kubernetes.io/last-applied-configuration"))
+        .expect("last-applied annotation");
+    assert!(last_applied.contains("one.example.com"));
+
+    std::fs::write(&file, CONNECTOR_YAML.replace("HOST", "two.example.com")).unwrap();
+    let out = cluster.kubectl_ok(&["apply", "-f", file_arg]).await;
+    assert_eq!(
+        out.trim(),
+        "sendconnector.sendconnector.io/applied configured",
+        "{out}"
+    );
+    let out = cluster.kubectl_ok(&["apply", "-f", file_arg]).await;
+    assert_eq!(
+        out.trim(),
+        "sendconnector.sendconnector.io/applied unchanged",
+        "{out}"
+    );
+    let stored = cluster.connectors().get("applied").await.unwrap();
+    assert_eq!(stored.data["spec"]["smartHost"], "two.example.com");
+
+    // Unknown fields are refused by the server (kubectl asks for strict validation).
+    let unknown = CONNECTOR_YAML
+        .replace("HOST", "three.example.com")
+        .replace("  organization:", "  bogusField: 1\n  organization:");
+    std::fs::write(&file, unknown).unwrap();
+    let failed = cluster.kubectl(&["apply", "-f", file_arg]).await;
+    assert!(!failed.status.success());
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        stderr.contains("Error from server (BadRequest)")
+            && stderr.contains("strict decoding error: unknown field \"spec.bogusField\""),
+        "{stderr}"
+    );
+    let stored = cluster.connectors().get("applied").await.unwrap();
+    assert_eq!(stored.data["spec"]["smartHost"], "two.example.com");
+
+    // Server-side apply creates a missing object, then updates it.
+    let server_side = CONNECTOR_YAML
+        .replace("HOST", "ssa.example.com")
+        .replace("name: applied", "name: server-side");
+    std::fs::write(&file, server_side).unwrap();
+    let out = cluster
+        .kubectl_ok(&["apply", "--server-side", "-f", file_arg])
+        .await;
+    assert_eq!(
+        out.trim(),
+        "sendconnector.sendconnector.io/server-side serverside-applied",
+        "{out}"
+    );
+    let stored = cluster.connectors().get("server-side").await.unwrap();
+    assert_eq!(stored.data["spec"]["smartHost"], "ssa.example.com");
+    let managers: Vec<&str> = stored
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter_map(|m| m.manager.as_deref())
+        .collect();
+    assert!(managers.contains(&"kubectl"), "{managers:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_secret_from_literal() {
+    let cluster = Cluster::start().await;
+    let out = cluster
+        .kubectl_ok(&[
+            "create",
+            "secret",
+            "generic",
+            "smtp",
+            "--from-literal=password=s3cret",
+            "--from-literal=user=relay",
+            "-n",
+            "mail",
+        ])
+        .await;
+    assert_eq!(out.trim(), "secret/smtp created", "{out}");
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(cluster.client.clone(), "mail");
+    let secret = secrets.get("smtp").await.unwrap();
+    let data = secret.data.unwrap();
+    assert_eq!(data["password"].0, b"s3cret");
+    assert_eq!(data["user"].0, b"relay");
+    assert_eq!(secret.type_.as_deref(), Some("Opaque"));
+
+    let again = cluster
+        .kubectl(&[
+            "create",
+            "secret",
+            "generic",
+            "smtp",
+            "--from-literal=password=x",
+            "-n",
+            "mail",
+        ])
+        .await;
+    assert!(!again.status.success());
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        stderr.contains("secrets \"smtp\" already exists"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_for_ready_watches_only_the_named_object() {
+    let cluster = Cluster::start().await;
+    cluster.create_connector("target", "smtp.example.com").await;
+    cluster.create_connector("other", "smtp.example.com").await;
+    cluster.set_ready("other", "True", "Configured").await;
+    cluster.set_ready("target", "False", "Pending").await;
+
+    let timed_out = cluster
+        .kubectl(&[
+            "wait",
+            "--for=condition=Ready",
+            "sendconnector/target",
+            "-n",
+            "mail",
+            "--timeout=3s",
+        ])
+        .await;
+    assert!(!timed_out.status.success(), "{timed_out:?}");
+    let stderr = String::from_utf8_lossy(&timed_out.stderr);
+    assert!(stderr.contains("timed out"), "{stderr}");
+
+    let waiting = cluster.kubectl(&[
+        "wait",
+        "--for=condition=Ready",
+        "sendconnector/target",
+        "-n",
+        "mail",
+        "--timeout=30s",
+    ]);
+    let ready_later = async {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        cluster.set_ready("target", "True", "Configured").await;
+    };
+    let (output, ()) = tokio::join!(waiting, ready_later);
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        "sendconnector.sendconnector.io/target condition met"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_waits_for_finalizers() {
+    let cluster = Cluster::start().await;
+    cluster.create_connector("doomed", "smtp.example.com").await;
+    let finalizer = json!({"metadata": {"finalizers": ["sendconnector.io/cleanup"]}});
+    cluster
+        .connectors()
+        .patch("doomed", &PatchParams::default(), &Patch::Merge(&finalizer))
+        .await
+        .unwrap();
+
+    let deleting = cluster.kubectl(&[
+        "delete",
+        "sendconnector",
+        "doomed",
+        "-n",
+        "mail",
+        "--timeout=30s",
+    ]);
+    let release_later = async {
+        // The object stays, marked for deletion, until its finalizer goes.
+        let started = tokio::time::Instant::now();
+        loop {
+            let object = cluster.connectors().get("doomed").await.unwrap();
+            if object.metadata.deletion_timestamp.is_some() {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(20));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(
+            cluster
+                .connectors()
+                .get_opt("doomed")
+                .await
+                .unwrap()
+                .is_some()
+        );
+        let release = json!({"metadata": {"finalizers": null}});
+        cluster
+            .connectors()
+            .patch("doomed", &PatchParams::default(), &Patch::Merge(&release))
+            .await
+            .unwrap();
+        tokio::time::Instant::now()
+    };
+    let (output, released_at) = tokio::join!(deleting, release_later);
+    assert!(output.status.success(), "{output:?}");
+    assert!(tokio::time::Instant::now() >= released_at);
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        "sendconnector.sendconnector.io \"doomed\" deleted"
+    );
+    assert!(
+        cluster
+            .connectors()
+            .get_opt("doomed")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let missing = cluster
+        .kubectl(&[
+            "delete",
+            "sendconnector",
+            "doomed",
+            "-n",
+            "mail",
+            "--timeout=5s",
+        ])
+        .await;
+    assert!(!missing.status.success());
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        stderr.contains("(NotFound)")
+            && stderr.contains("sendconnectors.sendconnector.io \"doomed\" not found"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_yaml_and_describe() {
+    let cluster = Cluster::start().await;
+    let created = cluster.create_connector("shown", "smtp.example.com").await;
+    cluster.set_ready("shown", "True", "Configured").await;
+    let events: Api<k8s_openapi::api::core::v1::Event> =
+        Api::namespaced(cluster.client.clone(), "mail");
+    let event: k8s_openapi::api::core::v1::Event = serde_json::from_value(json!({
+        "metadata": {"name": "shown.1"},
+        "involvedObject": {
+            "apiVersion": "sendconnector.io/v1alpha1",
+            "kind": "SendConnector",
+            "name": "shown",
+            "namespace": "mail",
+            "uid": created.metadata.uid,
+        },
+        "reason": "Created",
+        "message": "created the connector on OVH",
+        "type": "Normal",
+        "count": 1,
+        "firstTimestamp": "2024-01-01T00:00:00Z",
+        "lastTimestamp": "2024-01-01T00:00:00Z",
+        "source": {"component": "sendconnector-operator"},
+    }))
+    .unwrap();
+    events.create(&PostParams::default(), &event).await.unwrap();
+
+    let yaml = cluster
+        .kubectl_ok(&["get", "sendconnector", "shown", "-n", "mail", "-o", "yaml"])
+        .await;
+    assert!(
+        yaml.contains("apiVersion: sendconnector.io/v1alpha1"),
+        "{yaml}"
+    );
+    assert!(yaml.contains("kind: SendConnector"), "{yaml}");
+    assert!(yaml.contains("smartHost: smtp.example.com"), "{yaml}");
+    assert!(yaml.contains("connectorId: 42"), "{yaml}");
+
+    let json_out = cluster
+        .kubectl_ok(&["get", "sc", "-n", "mail", "-o", "json"])
+        .await;
+    let list: Value = serde_json::from_str(&json_out).unwrap();
+    assert_eq!(list["items"][0]["kind"], "SendConnector");
+
+    let described = cluster
+        .kubectl_ok(&["describe", "sendconnector", "shown", "-n", "mail"])
+        .await;
+    assert!(described.contains("Name:         shown"), "{described}");
+    assert!(
+        described.contains("Kind:         SendConnector"),
+        "{described}"
+    );
+    assert!(described.contains("Smart Host:"), "{described}");
+    assert!(described.contains("Events:"), "{described}");
+    assert!(
+        described.contains("created the connector on OVH"),
+        "{described}"
+    );
+
+    let missing = cluster
+        .kubectl(&["get", "sendconnector", "absent", "-n", "mail"])
+        .await;
+    assert!(!missing.status.success());
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        stderr.contains(
+            "Error from server (NotFound): sendconnectors.sendconnector.io \"absent\" not found"
+        ),
+        "{stderr}"
+    );
+
+    let namespace = cluster.kubectl_ok(&["get", "namespace", "mail"]).await;
+    assert_eq!(rows(&namespace)[1][0], "mail", "{namespace}");
+}
