@@ -181,3 +181,65 @@ fn ovh_variables_never_send_local_to_a_real_endpoint() {
     assert!(run.status.success(), "{out}\n{err}");
     assert!(err.contains("OVH simulator: "), "{err}");
 }
+
+#[test]
+fn a_dry_run_prints_exactly_the_missing_calls_and_writes_nothing() {
+    // OVH already holds the connector (made by an earlier run on the connector alone).
+    let part = tempfile::tempdir().unwrap();
+    copy_dir(&examples(), part.path());
+    std::fs::remove_file(part.path().join("40-mailboxbinding.yaml")).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let first = local(
+        &[
+            "-f",
+            part.path().to_str().unwrap(),
+            "--state",
+            state.path().to_str().unwrap(),
+            "--timeout",
+            "60s",
+        ],
+        &[],
+    );
+    assert!(first.status.success(), "{:?}", text(&first));
+
+    // A new cluster, the whole example, --dry-run: the plan is what is missing, nothing more.
+    let fresh = tempfile::tempdir().unwrap();
+    std::fs::copy(state.path().join("ovh.json"), fresh.path().join("ovh.json")).unwrap();
+    let dry = local(
+        &[
+            "-f",
+            examples().to_str().unwrap(),
+            "--state",
+            fresh.path().to_str().unwrap(),
+            "--dry-run",
+            "--timeout",
+            "60s",
+        ],
+        &[],
+    );
+    let (out, err) = text(&dry);
+    assert!(dry.status.success(), "{out}\n{err}");
+    assert_eq!(writes(&err), (0, vec![]), "a dry run writes nothing: {err}");
+    let plan: Vec<&str> = out
+        .lines()
+        .skip_while(|l| !l.starts_with("Planned OVH calls"))
+        .filter(|l| l.starts_with("  ") && !l.starts_with("    "))
+        .map(str::trim)
+        .collect();
+    let p = "/email/exchange/private-zz111111-1/service/private-zz111111-1";
+    assert_eq!(
+        plan,
+        [
+            format!("POST {p}/sendConnector/29/changeAuthentication"),
+            format!("PUT {p}/account/newsletter@mydomain.ovh"),
+            format!("PUT {p}/account/contact@mydomain.ovh"),
+            format!("PUT {p}/domain/mydomain.ovh/changeDefaultSBR"),
+        ],
+        "{out}"
+    );
+    assert!(
+        out.contains(r#""password":"**********""#) && !out.contains("change-me"),
+        "{out}"
+    );
+    assert!(out.contains(r#"{"sendConnectorId":29}"#), "{out}");
+}

@@ -7,13 +7,14 @@ use super::error::Error;
 use super::soon;
 use crate::crd::{
     BindingPhase, DeletionPolicy, DomainStatus, FINALIZER, MailboxBinding, MailboxBindingStatus,
-    MailboxStatus, RECONCILE_REQUESTED_AT_ANNOTATION, SendConnector, reasons,
+    MailboxStatus, PlannedCall, RECONCILE_REQUESTED_AT_ANNOTATION, SendConnector, reasons,
 };
 use crate::ovh::model::Domain;
 use crate::ovh::{ExchangeApi, OvhError};
 use crate::reconcile::binding::{
     BindingInputs, BindingWrite, Phase, domain_key, plan, plan_release_all,
 };
+use crate::reconcile::dry_run::{NEW_CONNECTOR, binding_calls};
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
@@ -358,6 +359,81 @@ async fn connector_api(
     Ok((connector, api))
 }
 
+/// `--dry-run`: the writes the binding still needs go into `status.plan` (and an Event when
+/// the plan changes); nothing is written to OVH.
+async fn dry_run(
+    mb: &MailboxBinding,
+    ctx: &Context,
+    status: &mut MailboxBindingStatus,
+    connector: &SendConnector,
+    p: &crate::reconcile::binding::BindingPlan,
+    connector_id: i64,
+) -> (Verdict, Action) {
+    let calls = binding_calls(
+        &connector.spec.organization,
+        connector.service(),
+        p,
+        &connector.name_any(),
+    );
+    let plan: Vec<PlannedCall> = calls.iter().map(super::connector::planned).collect();
+    let changed = status.plan != plan;
+    status.plan = plan;
+    status.connector_id = (connector_id != NEW_CONNECTOR).then_some(connector_id);
+    status.mailboxes = p
+        .mailboxes
+        .iter()
+        .map(|(a, (ph, msg))| MailboxStatus {
+            address: a.clone(),
+            phase: phase(*ph),
+            task_id: None,
+            message: msg.clone(),
+        })
+        .collect();
+    status.domains = p
+        .domains
+        .iter()
+        .map(|(d, (ph, msg))| DomainStatus {
+            name: d.clone(),
+            phase: phase(*ph),
+            task_id: None,
+            message: msg.clone(),
+        })
+        .collect();
+    status.bound = Some(p.bound_summary());
+    if calls.is_empty() && p.all_bound() {
+        return (
+            Verdict::Ready(format!(
+                "{} bound to connector {connector_id}",
+                p.bound_summary()
+            )),
+            Action::requeue(ctx.resync()),
+        );
+    }
+    if changed && !calls.is_empty() {
+        let note = calls
+            .iter()
+            .map(|c| format!("{} {}", c.method, c.path))
+            .collect::<Vec<_>>()
+            .join("; ");
+        publish(
+            ctx,
+            mb,
+            "Planned",
+            "DryRun",
+            format!("dry run, not written: {note}"),
+        )
+        .await;
+    }
+    (
+        Verdict::Planned(format!(
+            "dry run: {} OVH call(s) planned, nothing written ({} bound)",
+            calls.len(),
+            p.bound_summary()
+        )),
+        Action::requeue(ctx.resync()),
+    )
+}
+
 async fn converge(
     mb: &MailboxBinding,
     ctx: &Context,
@@ -370,11 +446,12 @@ async fn converge(
         ));
     }
     let (connector, api) = connector_api(mb, ctx).await?;
-    let connector_id = connector
-        .status
-        .as_ref()
-        .and_then(|s| s.connector_id)
-        .ok_or_else(|| Error::ConnectorNotReady(connector.name_any()))?;
+    let connector_id = match connector.status.as_ref().and_then(|s| s.connector_id) {
+        Some(id) => id,
+        // A dry run plans against the connector its own plan creates.
+        None if ctx.config.dry_run => NEW_CONNECTOR,
+        None => return Err(Error::ConnectorNotReady(connector.name_any())),
+    };
     let conflicts = conflicts(mb, ctx, &connector);
     // What this binding attached before but no longer lists is put back to 0.
     let released_mailboxes: Vec<String> = status
@@ -407,6 +484,10 @@ async fn converge(
         accounts,
         domain_objects,
     });
+    if ctx.config.dry_run {
+        return Ok(dry_run(mb, ctx, status, &connector, &p, connector_id).await);
+    }
+    status.plan.clear();
     let was_bound: BTreeSet<String> = status
         .mailboxes
         .iter()

@@ -25,6 +25,9 @@ pub enum Verdict {
     },
     /// Paused by annotation: neither progress nor failure (Ready=False reason `Paused`).
     Paused(String),
+    /// `--dry-run`: the calls are planned in `status.plan`, nothing is written (Ready=False
+    /// reason `DryRun`).
+    Planned(String),
 }
 
 /// Sets the three conditions; returns whether any changed.
@@ -39,6 +42,7 @@ pub fn apply(
         Verdict::Progressing { reason, message } => (false, true, false, *reason, message.as_str()),
         Verdict::Stalled { reason, message } => (false, false, true, *reason, message.as_str()),
         Verdict::Paused(m) => (false, false, false, reasons::PAUSED, m.as_str()),
+        Verdict::Planned(m) => (false, false, false, reasons::DRY_RUN, m.as_str()),
     };
     let make = |type_: &str, on: bool, reason: &str, message: &str| {
         Condition::new(type_, ConditionStatus::from(on), reason, message)

@@ -7,8 +7,8 @@ use super::error::Error;
 use super::soon;
 use crate::crd::{
     AppliedAuthentication, AppliedSecret, CreationIntent, DeletionPolicy, FINALIZER, LastTask,
-    PendingTask, RECONCILE_REQUESTED_AT_ANNOTATION, SendConnector, SendConnectorStatus,
-    find_condition, reasons, types,
+    PendingTask, PlannedCall, RECONCILE_REQUESTED_AT_ANNOTATION, SendConnector,
+    SendConnectorStatus, find_condition, reasons, types,
 };
 use crate::ovh::model::{AuthMechanism, TaskStatus};
 use crate::ovh::{ExchangeApi, OvhError};
@@ -16,6 +16,7 @@ use crate::reconcile::connector::{
     AppliedAuth, Cause, ConnectorMemory, ConnectorStep, DeletionStep, DesiredAuth,
     DesiredConnector, ObservedConnectors, SecretVersion, plan, plan_deletion,
 };
+use crate::reconcile::dry_run::connector_calls;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
@@ -395,6 +396,81 @@ async fn observe(api: &ExchangeApi, with_pending: bool) -> Result<ObservedConnec
     })
 }
 
+/// `--dry-run`: every call still needed goes into `status.plan` (and an Event when the plan
+/// changes); nothing is written to OVH.
+async fn dry_run(
+    sc: &SendConnector,
+    ctx: &Context,
+    status: &mut SendConnectorStatus,
+    desired: &DesiredConnector,
+    memory: &ConnectorMemory,
+    observed: &ObservedConnectors,
+    generation: i64,
+) -> (Verdict, Action) {
+    let (calls, end) = connector_calls(
+        &sc.spec.organization,
+        sc.service(),
+        desired,
+        memory,
+        observed,
+        generation,
+    );
+    let plan: Vec<PlannedCall> = calls.iter().map(planned).collect();
+    let changed = status.plan != plan;
+    status.plan = plan;
+    if let Ok(Some(id)) = end {
+        status.connector_id = Some(id);
+    }
+    match end {
+        Err(reason) if calls.is_empty() => (
+            Verdict::Progressing {
+                reason: reasons::TASK_PENDING,
+                message: reason,
+            },
+            soon(),
+        ),
+        Ok(Some(id)) if calls.is_empty() => (
+            Verdict::Ready(format!("OVH connector {id} matches the spec")),
+            Action::requeue(ctx.resync()),
+        ),
+        _ => {
+            if changed {
+                let note = calls
+                    .iter()
+                    .map(|c| format!("{} {}", c.method, c.path))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                publish(
+                    ctx,
+                    sc,
+                    EventType::Normal,
+                    "Planned",
+                    "DryRun",
+                    format!("dry run, not written: {note}"),
+                )
+                .await;
+            }
+            (
+                Verdict::Planned(format!(
+                    "dry run: {} OVH call(s) planned, nothing written",
+                    calls.len()
+                )),
+                Action::requeue(ctx.resync()),
+            )
+        }
+    }
+}
+
+/// A planned call as the status shows it.
+pub(super) fn planned(c: &crate::reconcile::dry_run::PlannedCall) -> PlannedCall {
+    PlannedCall {
+        method: c.method.to_owned(),
+        path: c.path.clone(),
+        body: c.body.clone(),
+        reason: c.reason.clone(),
+    }
+}
+
 async fn converge(
     sc: &SendConnector,
     ctx: &Context,
@@ -450,6 +526,10 @@ async fn converge(
         step = plan(&desired, &memory, &observed, generation);
     }
     tracing::debug!(resource = %sc.name_any(), ?memory, ?step, "planned");
+    if ctx.config.dry_run {
+        return Ok(dry_run(sc, ctx, status, &desired, &memory, &observed, generation).await);
+    }
+    status.plan.clear();
     let key_name = sc.spec.password_secret_ref().map(|r| r.key.as_str());
     match step {
         ConnectorStep::InSync { id, adopted } => {

@@ -49,6 +49,9 @@ pub struct LocalArgs {
     /// example platform).
     #[arg(long, value_name = "FILE", env = "SENDCONNECTOR_SIMULATOR_SEED")]
     pub simulator_seed: Option<PathBuf>,
+    /// Plan only: read OVH and print the calls that would be made, write nothing to OVH.
+    #[arg(long, env = "SENDCONNECTOR_DRY_RUN")]
+    pub dry_run: bool,
     /// After convergence, keep running and serve the embedded Kubernetes API on this address
     /// (for `kubectl`).
     #[arg(
@@ -303,6 +306,7 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<bool> {
 
     let mut config = ControllerConfig {
         resync_interval: Duration::from_secs(600),
+        dry_run: args.dry_run,
         ..ControllerConfig::default()
     };
     match &ovh {
@@ -345,10 +349,17 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<bool> {
     };
     println!("{}\n", report::connectors(&connectors));
     println!("{}", report::bindings(&bindings));
-    let all_ready = connectors
-        .iter()
-        .chain(&bindings)
-        .all(|o| outcome(o) == Outcome::Ready);
+    if args.dry_run {
+        let all: Vec<Value> = connectors.iter().chain(&bindings).cloned().collect();
+        println!(
+            "\nPlanned OVH calls (dry run: nothing was written):\n{}",
+            report::plans(&all)
+        );
+    }
+    let done = |o: &Value| {
+        outcome(o) == Outcome::Ready || (args.dry_run && outcome(o) == Outcome::Planned)
+    };
+    let all_ready = connectors.iter().chain(&bindings).all(done);
     let pending = connectors
         .iter()
         .chain(&bindings)

@@ -21,6 +21,8 @@ fn text(v: &Value) -> String {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
     Ready,
+    /// `--dry-run`: its calls are planned in `status.plan`.
+    Planned,
     Stalled,
     Pending,
 }
@@ -33,6 +35,11 @@ pub fn outcome(obj: &Value) -> Outcome {
         .is_some_and(|c| c["status"] == "True")
     {
         Outcome::Ready
+    } else if condition(obj, "Ready")
+        .filter(current)
+        .is_some_and(|c| c["reason"] == "DryRun")
+    {
+        Outcome::Planned
     } else if condition(obj, "Stalled")
         .filter(current)
         .is_some_and(|c| c["status"] == "True")
@@ -130,6 +137,33 @@ pub fn connectors(objects: &[Value]) -> String {
     )
 }
 
+/// The planned calls of every resource, like a plan: what a run without `--dry-run` would send.
+pub fn plans(objects: &[Value]) -> String {
+    let mut out = Vec::new();
+    for o in objects {
+        let calls = o["status"]["plan"].as_array().cloned().unwrap_or_default();
+        let name = format!(
+            "{} {}/{}",
+            text(&o["kind"]),
+            text(&o["metadata"]["namespace"]),
+            text(&o["metadata"]["name"])
+        );
+        if calls.is_empty() {
+            out.push(format!("{name}: nothing to change"));
+            continue;
+        }
+        out.push(format!("{name}: {} call(s)", calls.len()));
+        for c in calls {
+            out.push(format!("  {} {}", text(&c["method"]), text(&c["path"])));
+            if !c["body"].is_null() {
+                out.push(format!("      {}", text(&c["body"])));
+            }
+            out.push(format!("      # {}", text(&c["reason"])));
+        }
+    }
+    out.join("\n")
+}
+
 /// The MailboxBinding table.
 pub fn bindings(objects: &[Value]) -> String {
     let rows: Vec<Vec<String>> = objects
@@ -187,6 +221,7 @@ mod tests {
         assert_eq!(outcome(&obj("True", "Ready", 1)), Outcome::Pending);
         assert_eq!(outcome(&obj("False", "OvhError", 2)), Outcome::Stalled);
         assert_eq!(outcome(&obj("False", "TaskPending", 2)), Outcome::Pending);
+        assert_eq!(outcome(&obj("False", "DryRun", 2)), Outcome::Planned);
         assert_eq!(
             outcome(&json!({"metadata": {"generation": 1}})),
             Outcome::Pending

@@ -2,3 +2,4 @@
 //! doing it.
 pub mod binding;
 pub mod connector;
+pub mod dry_run;
