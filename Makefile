@@ -1,5 +1,5 @@
 # Thin aliases: the real commands live in scripts/ and Cargo.
-.PHONY: test lint fmt build simulator tools
+.PHONY: test lint fmt build demo simulator tools
 
 test:
 	./scripts/test
@@ -13,6 +13,9 @@ fmt:
 
 build:
 	cargo build --release
+
+demo:
+	cargo run --release -- local -f examples/
 
 simulator:
 	cargo run --release -- simulator --seed examples/simulator-seed.yaml
