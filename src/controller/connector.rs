@@ -331,9 +331,7 @@ async fn poll_task(
             // The change did not happen: forget what it was meant to record, so it is retried.
             if task.function == "addSendConnector" {
                 status.creation = None;
-            } else if pending.function == "changeAuthentication"
-                || task.function != "deleteSendConnector"
-            {
+            } else if pending.function == "changeAuthentication" {
                 status.applied_authentication = None;
             }
             let message = format!(
