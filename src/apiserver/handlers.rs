@@ -4,6 +4,7 @@
 //! static routes (`/api/v1/namespaces/{name}` is an object, `/api/v1/namespaces/{ns}/secrets` a
 //! collection).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -20,7 +21,7 @@ use super::status::{self, ApiError};
 use super::table::{self, IncludeObject};
 use super::watch::{self, WatchRequest};
 use super::writes::{self, FieldValidation, PatchKind, Subresource, Target, WriteOptions};
-use super::{ApiServer, deletion, discovery, protobuf, repr};
+use super::{ApiServer, deletion, discovery, events, protobuf, repr};
 
 /// Watches without `timeoutSeconds` end after this long, like upstream's 30–60 minutes.
 const DEFAULT_WATCH_TIMEOUT: Duration = Duration::from_secs(1800);
@@ -235,6 +236,8 @@ fn collection(
                     allow_bookmarks: request.flag("allowWatchBookmarks"),
                     timeout,
                     metadata_only,
+                    table: table::wants_table(request.headers)
+                        .then(|| IncludeObject::parse(request.param("includeObject"))),
                 },
             )
         }
@@ -319,9 +322,22 @@ fn list(
     let resource_version = after
         .as_ref()
         .map_or_else(|| state.store.resource_version(), |(rv, _, _)| *rv);
-    let mut matching = state
+    let mut candidates: Vec<(&(String, String), Cow<'_, Value>)> = state
         .store
         .list(&kind.key(), route.namespace.as_deref())
+        .map(|(key, object)| (key, Cow::Borrowed(object)))
+        .collect();
+    if events::is_core(&kind.key()) {
+        candidates.extend(
+            state
+                .store
+                .list(&events::new_api_key(), route.namespace.as_deref())
+                .map(|(key, object)| (key, Cow::Owned(events::to_core(object)))),
+        );
+        candidates.sort_by_key(|(key, _)| *key);
+    }
+    let mut matching = candidates
+        .into_iter()
         .filter(|((ns, name), _)| {
             after
                 .as_ref()
@@ -332,7 +348,7 @@ fn list(
     let mut items = Vec::new();
     let mut last_key = None;
     for (key, object) in matching.by_ref() {
-        items.push(repr::present(kind, object, metadata_only));
+        items.push(repr::present(kind, &object, metadata_only));
         last_key = Some(key);
         if limit.is_some_and(|l| items.len() >= l) {
             break;

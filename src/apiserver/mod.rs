@@ -10,6 +10,7 @@
 mod apply;
 mod deletion;
 mod discovery;
+mod events;
 mod handlers;
 mod object;
 mod patch;

@@ -23,6 +23,7 @@ use super::resources::ResourceKind;
 use super::selectors::Selectors;
 use super::status::ApiError;
 use super::store::{Change, ChangeType};
+use super::table::{self, IncludeObject};
 
 /// Lines buffered between the watch task and the response body.
 const BUFFERED_EVENTS: usize = 256;
@@ -46,6 +47,8 @@ pub struct WatchRequest {
     pub timeout: Duration,
     /// Objects as `PartialObjectMetadata`.
     pub metadata_only: bool,
+    /// Objects as one-row `Table`s (`kubectl get -w`), with what each row carries.
+    pub table: Option<IncludeObject>,
 }
 
 impl WatchRequest {
@@ -60,10 +63,14 @@ impl WatchRequest {
     }
 
     fn line(&self, event_type: &str, object: &Value) -> Bytes {
-        let event = json!({
-            "type": event_type,
-            "object": repr::present(&self.kind, object, self.metadata_only),
-        });
+        let mut shown = repr::present(&self.kind, object, self.metadata_only);
+        if let Some(include) = self.table {
+            let metadata = json!({
+                "resourceVersion": object.pointer("/metadata/resourceVersion").cloned().unwrap_or(Value::Null),
+            });
+            shown = table::table(&self.kind, &[shown], &metadata, include);
+        }
+        let event = json!({ "type": event_type, "object": shown });
         encode(&event)
     }
 
