@@ -677,6 +677,27 @@ async fn get_yaml_and_describe() {
     }))
     .unwrap();
     events.create(&PostParams::default(), &event).await.unwrap();
+    // An events.k8s.io/v1 Event, as the operator's recorder writes them.
+    let recorder = kube::runtime::events::Recorder::new(
+        cluster.client.clone(),
+        kube::runtime::events::Reporter {
+            controller: "sendconnector-operator".to_owned(),
+            instance: None,
+        },
+    );
+    recorder
+        .publish(
+            &kube::runtime::events::Event {
+                type_: kube::runtime::events::EventType::Warning,
+                reason: "Throttled".to_owned(),
+                note: Some("OVH asked to slow down".to_owned()),
+                action: "Reconcile".to_owned(),
+                secondary: None,
+            },
+            &created.object_ref(&ApiResource::erase::<SendConnector>(&())),
+        )
+        .await
+        .unwrap();
 
     let yaml = cluster
         .kubectl_ok(&["get", "sendconnector", "shown", "-n", "mail", "-o", "yaml"])
@@ -709,6 +730,10 @@ async fn get_yaml_and_describe() {
         described.contains("created the connector on OVH"),
         "{described}"
     );
+    assert!(
+        described.contains("Warning  Throttled") && described.contains("OVH asked to slow down"),
+        "{described}"
+    );
 
     let missing = cluster
         .kubectl(&["get", "sendconnector", "absent", "-n", "mail"])
@@ -724,4 +749,59 @@ async fn get_yaml_and_describe() {
 
     let namespace = cluster.kubectl_ok(&["get", "namespace", "mail"]).await;
     assert_eq!(rows(&namespace)[1][0], "mail", "{namespace}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_all_namespaces_and_watch() {
+    use tokio::io::AsyncBufReadExt as _;
+    let cluster = Cluster::start().await;
+    cluster.create_connector("relay", "smtp.example.com").await;
+
+    let all = cluster.kubectl_ok(&["get", "sendconnectors", "-A"]).await;
+    let table = rows(&all);
+    assert_eq!(table[0][..3], ["NAMESPACE", "NAME", "READY"], "{all}");
+    assert_eq!(table[1][..2], ["mail", "relay"], "{all}");
+
+    let mut watching = tokio::process::Command::new(KUBECTL)
+        .arg(format!(
+            "--kubeconfig={}",
+            cluster.path("kubeconfig").display()
+        ))
+        .arg(format!("--cache-dir={}", cluster.path("cache").display()))
+        .args([
+            "--request-timeout=60s",
+            "get",
+            "sendconnectors",
+            "-n",
+            "mail",
+            "--watch",
+        ])
+        .env("HOME", cluster.dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(watching.stdout.take().unwrap()).lines();
+    let mut next_line = async || {
+        tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+            .await
+            .expect("no line from kubectl get --watch within 20s")
+            .unwrap()
+            .expect("kubectl get --watch ended")
+    };
+    let header = next_line().await;
+    assert!(header.starts_with("NAME"), "{header}");
+    let first = next_line().await;
+    assert!(first.starts_with("relay"), "{first}");
+    cluster.set_ready("relay", "True", "Configured").await;
+    let update = next_line().await;
+    assert!(
+        update.starts_with("relay") && update.contains("True") && update.contains("Configured"),
+        "{update}"
+    );
+    cluster.create_connector("second", "smtp.example.com").await;
+    let added = next_line().await;
+    assert!(added.starts_with("second"), "{added}");
+    watching.kill().await.unwrap();
 }
