@@ -889,11 +889,13 @@ fn the_examples_are_valid() {
         match kind.as_str() {
             "SendConnector" => {
                 assert_valid("SendConnector", &object, None);
-                let _: sendconnector_operator::crd::SendConnector = serde_json::from_value(object).unwrap();
+                let _: sendconnector_operator::crd::SendConnector =
+                    serde_json::from_value(object).unwrap();
             }
             "MailboxBinding" => {
                 assert_valid("MailboxBinding", &object, None);
-                let _: sendconnector_operator::crd::MailboxBinding = serde_json::from_value(object).unwrap();
+                let _: sendconnector_operator::crd::MailboxBinding =
+                    serde_json::from_value(object).unwrap();
             }
             "Secret" | "Namespace" => {}
             other => panic!("{name}: unexpected kind {other}"),
@@ -901,5 +903,14 @@ fn the_examples_are_valid() {
         kinds.push(kind);
     }
     kinds.sort();
-    assert_eq!(kinds, ["MailboxBinding", "Namespace", "Secret", "Secret", "SendConnector"]);
+    assert_eq!(
+        kinds,
+        [
+            "MailboxBinding",
+            "Namespace",
+            "Secret",
+            "Secret",
+            "SendConnector"
+        ]
+    );
 }
