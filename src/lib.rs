@@ -8,3 +8,4 @@ pub mod ovh;
 pub mod reconcile;
 pub mod simulator;
 pub mod telemetry;
+pub mod verify_header;
