@@ -40,6 +40,9 @@ pub enum Command {
     Crds,
     /// Run a local simulator of the OVHcloud Exchange API (for tests, demos and pipelines).
     Simulator(crate::simulator::SimulatorArgs),
+    /// Read a received message's header block (FILE or stdin) and say whether it left through
+    /// a send connector's smart host or through the platform's own outgoing server.
+    VerifyHeader(crate::verify_header::VerifyHeaderArgs),
 }
 
 /// Flags of `run`: the operator against a cluster.

@@ -12,6 +12,9 @@ async fn main() {
             .map_err(anyhow::Error::from),
         Command::Simulator(args) => simulator::run(args).await,
         Command::Run(args) => run(args).await,
+        Command::VerifyHeader(args) => {
+            std::process::exit(sendconnector_operator::verify_header::run(&args))
+        }
     };
     if let Err(e) = result {
         tracing::error!("{e:#}");
