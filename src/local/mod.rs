@@ -210,14 +210,13 @@ async fn apply(client: &kube::Client, object: &Value) -> anyhow::Result<()> {
     if object["kind"] != "Namespace" {
         body["metadata"]["namespace"] = json!(namespace);
     }
-    match api.get_opt(name).await? {
-        None => {
-            let dynamic: DynamicObject = serde_json::from_value(body)?;
-            api.create(&PostParams::default(), &dynamic)
-                .await
-                .with_context(|| format!("creating {} {namespace}/{name}", object["kind"]))?;
-        }
-        Some(_) => {
+    if api.get_opt(name).await?.is_none() {
+        let dynamic: DynamicObject = serde_json::from_value(body)?;
+        api.create(&PostParams::default(), &dynamic)
+            .await
+            .with_context(|| format!("creating {} {namespace}/{name}", object["kind"]))?;
+    } else {
+        {
             // A merge patch of what the manifest says; the server keeps the object as it is
             // (same resourceVersion, no event) when nothing differs.
             let mut patch = json!({"metadata": {"labels": body["metadata"]["labels"], "annotations": body["metadata"]["annotations"]}});

@@ -63,10 +63,13 @@ fn render(header: &[&str], rows: &[Vec<String>]) -> String {
     let line = |cells: Vec<String>| {
         let mut s = String::new();
         for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
-            if i + 1 == cells.len() {
-                s.push_str(cell);
-            } else {
-                s.push_str(&format!("{cell:<w$}   "));
+            s.push_str(cell);
+            if i + 1 < cells.len() {
+                // Pad to the column's width, then three spaces, as kubectl does.
+                s.extend(std::iter::repeat_n(
+                    ' ',
+                    w.saturating_sub(cell.chars().count()) + 3,
+                ));
             }
         }
         s.trim_end().to_owned()
@@ -79,9 +82,7 @@ fn render(header: &[&str], rows: &[Vec<String>]) -> String {
 fn ready_cells(obj: &Value) -> (String, String, String) {
     let ready = condition(obj, "Ready");
     (
-        ready
-            .map(|c| text(&c["status"]))
-            .unwrap_or_else(|| "Unknown".into()),
+        ready.map_or_else(|| "Unknown".into(), |c| text(&c["status"])),
         ready.map(|c| text(&c["reason"])).unwrap_or_default(),
         ready.map(|c| text(&c["message"])).unwrap_or_default(),
     )
