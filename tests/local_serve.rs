@@ -1,0 +1,174 @@
+//! `local --serve`: after convergence the embedded Kubernetes API is served over HTTP, and the
+//! real `kubectl` drives the operator through it: apply, wait for Ready, get (with the printer
+//! columns), delete, while the OVH side is a simulator the test can look into.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use sendconnector_operator::simulator::{Seed, Simulator, SimulatorConfig};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const ORG: &str = "private-zz111111-1";
+
+fn kubectl_binary() -> PathBuf {
+    let bundled = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".tools/bin/kubectl");
+    if bundled.exists() {
+        bundled
+    } else {
+        PathBuf::from("kubectl")
+    }
+}
+
+struct Kubectl {
+    kubeconfig: PathBuf,
+    cache: tempfile::TempDir,
+}
+
+impl Kubectl {
+    fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut cmd = Command::new(kubectl_binary());
+        cmd.arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--cache-dir")
+            .arg(self.cache.path())
+            .arg("--request-timeout=20s")
+            .args(args);
+        cmd.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .expect("kubectl runs (installed by scripts/install-test-tools)");
+        if let Some(input) = stdin {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
+        }
+        child.wait_with_output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str], stdin: Option<&str>) -> String {
+        let out = self.run(args, stdin);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+struct Local(Child);
+
+impl Drop for Local {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_file(path: &Path, local: &mut Local) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !path.exists() {
+        if let Ok(Some(status)) = local.0.try_wait() {
+            panic!("local exited early: {status}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "local never wrote {}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_applies_waits_gets_and_deletes_through_local_serve() {
+    let seed = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/simulator-seed.yaml"),
+    )
+    .unwrap();
+    let mut seed = Seed::from_yaml(&seed).unwrap();
+    seed.tasks = Seed::from_yaml("tasks: {todoSeconds: 0.05, doingSeconds: 0.1}")
+        .unwrap()
+        .tasks;
+    let sim = Simulator::start(
+        SimulatorConfig {
+            seed,
+            ..SimulatorConfig::default()
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    let examples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let child = Command::new(env!("CARGO_BIN_EXE_sendconnector-operator"))
+        .args([
+            "local",
+            "-f",
+            examples.to_str().unwrap(),
+            "--ovh-endpoint",
+            &sim.base_url(),
+            "--serve",
+            "127.0.0.1:0",
+            "--kubeconfig-out",
+            kubeconfig.to_str().unwrap(),
+            "--timeout",
+            "60s",
+        ])
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut local = Local(child);
+    let k = tokio::task::spawn_blocking(move || {
+        wait_file(&kubeconfig, &mut local);
+        let k = Kubectl { kubeconfig, cache: tempfile::tempdir().unwrap() };
+
+        // A new connector, applied the way a person would.
+        let manifest = "apiVersion: sendconnector.io/v1alpha1\nkind: SendConnector\nmetadata: {name: second-relay, namespace: mail}\nspec:\n  organization: private-zz111111-1\n  smartHost: relay2.example.net\n  port: 2525\n  credentialsSecretRef: {name: ovh-api}\n";
+        k.ok(&["apply", "-f", "-"], Some(manifest));
+        k.ok(&["wait", "--for=condition=Ready", "sendconnector/second-relay", "-n", "mail", "--timeout=60s"], None);
+        let table = k.ok(&["get", "sendconnectors", "-n", "mail"], None);
+        let header = table.lines().next().unwrap();
+        for column in ["NAME", "READY", "REASON", "ID", "SMARTHOST", "AGE"] {
+            assert!(header.contains(column), "{column} missing:\n{table}");
+        }
+        let row = table.lines().find(|l| l.starts_with("second-relay")).unwrap_or_else(|| panic!("{table}"));
+        assert!(row.contains("True") && row.contains("relay2.example.net"), "{table}");
+        let bindings = k.ok(&["get", "mbx", "-n", "mail"], None);
+        assert!(bindings.contains("3/3"), "{bindings}");
+
+        k.ok(&["delete", "sendconnector", "second-relay", "-n", "mail", "--timeout=60s"], None);
+        let after = k.run(&["get", "sendconnector", "second-relay", "-n", "mail"], None);
+        assert!(!after.status.success(), "the resource is gone once its finalizer went");
+        (k, local)
+    })
+    .await
+    .unwrap();
+    let names: Vec<String> = sim
+        .sim()
+        .connectors(ORG, ORG)
+        .iter()
+        .map(|c| c["displayName"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        names,
+        ["newsletter-relay"],
+        "second-relay was deleted on OVH too"
+    );
+    drop(k);
+}
