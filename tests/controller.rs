@@ -95,6 +95,29 @@ async fn a_new_connector_and_binding_converge_once_and_then_stay_quiet() {
         id
     );
 
+    // The printer columns (kubectl shows their names upper-cased) carry the status.
+    let crds = sendconnector_operator::crd::crds();
+    let cells = |crd: usize, obj: &Value| -> std::collections::BTreeMap<String, String> {
+        sendconnector_operator::apiserver::table::printer_cells(&crds[crd], obj)
+            .into_iter()
+            .collect()
+    };
+    let sc_cells = cells(0, &h.object::<SendConnector>("newsletter-relay"));
+    assert_eq!(sc_cells["Ready"], "True");
+    assert_eq!(sc_cells["Reason"], "Ready");
+    assert_eq!(sc_cells["ID"], id.to_string());
+    assert_eq!(sc_cells["SmartHost"], "smtp-relay.example.com");
+    let mb_cells = cells(1, &h.object::<MailboxBinding>("newsletter"));
+    assert_eq!(
+        (
+            mb_cells["Ready"].as_str(),
+            mb_cells["Connector"].as_str(),
+            mb_cells["Bound"].as_str(),
+            mb_cells["Reason"].as_str()
+        ),
+        ("True", "newsletter-relay", "3/3", "Ready")
+    );
+
     // Resyncs with nothing changed: OVH is read again, but nothing is written anywhere.
     let ovh_writes = h.sim.sim().write_count();
     let k8s_writes = h.k8s.write_count();
