@@ -27,6 +27,34 @@ pub struct ClientOptions {
     pub timeout: Duration,
     pub retry: RetryPolicy,
     pub user_agent: String,
+    /// Told about every attempt (metrics, audit log); none by default.
+    pub observer: Option<Arc<dyn RequestObserver>>,
+}
+
+/// One attempt of a request, as [`OvhClient::execute`] reports it to a [`RequestObserver`].
+/// It holds no body, header or path: only the route template, never ids or addresses.
+#[derive(Clone, Copy, Debug)]
+pub struct Attempt<'a> {
+    pub method: &'a Method,
+    pub route: &'static str,
+    /// The HTTP status; `None` when no answer came (transport error) or none was sent
+    /// (a token or setup error).
+    pub status: Option<u16>,
+    /// What went wrong, when something did: [`OvhError::category`].
+    pub error: Option<&'static str>,
+    pub query_id: Option<&'a str>,
+    /// Time from sending to the full answer.
+    pub elapsed: Duration,
+    /// Time spent waiting for the request budget before sending.
+    pub budget_wait: Duration,
+    /// Retries before this attempt (0 for the first).
+    pub retries: u32,
+}
+
+/// Told about each attempt of each request, after it ended. Must be quick: it runs on the
+/// request path.
+pub trait RequestObserver: std::fmt::Debug + Send + Sync {
+    fn attempt(&self, attempt: &Attempt<'_>);
 }
 
 impl Default for ClientOptions {
@@ -35,6 +63,7 @@ impl Default for ClientOptions {
             timeout: Duration::from_secs(30),
             retry: RetryPolicy::default(),
             user_agent: concat!("sendconnector-operator/", env!("CARGO_PKG_VERSION")).to_owned(),
+            observer: None,
         }
     }
 }
@@ -226,6 +255,22 @@ impl OvhClient {
             let started = Instant::now();
             let result = self.attempt(call).await;
             let elapsed = started.elapsed();
+            if let Some(observer) = &self.inner.options.observer {
+                let (status, error, query_id) = match &result {
+                    Ok(reply) => (Some(reply.status), None, reply.query_id.as_deref()),
+                    Err(e) => (e.status(), Some(e.category()), e.query_id()),
+                };
+                observer.attempt(&Attempt {
+                    method: &call.method,
+                    route: call.route,
+                    status,
+                    error,
+                    query_id,
+                    elapsed,
+                    budget_wait: waited,
+                    retries,
+                });
+            }
             let error = match result {
                 Ok(reply) => {
                     tracing::debug!(
