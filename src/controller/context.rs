@@ -1,7 +1,9 @@
 //! What every reconcile shares: the Kubernetes client, the stores of both kinds, one OVH
 //! client per set of credentials (so they share a request budget), Events and backoff state.
+use super::leader::LeaderElection;
 use crate::crd::{MailboxBinding, SendConnector};
 use crate::ovh::{BudgetRegistry, BudgetSettings, ClientOptions, Credentials, ExchangeClient};
+use crate::telemetry::{Metrics, Telemetry};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::Store;
 use kube::{Client, ResourceExt};
@@ -32,6 +34,10 @@ pub struct ControllerConfig {
     pub backoff_max: Duration,
     /// How often a running OVH task is polled.
     pub task_poll: Duration,
+    /// Metrics and health state; `run` reports into it and the HTTP server reads it.
+    pub telemetry: Telemetry,
+    /// Reconcile only while holding this Lease; `None`: always (a single replica).
+    pub leader_election: Option<LeaderElection>,
 }
 
 impl Default for ControllerConfig {
@@ -48,6 +54,8 @@ impl Default for ControllerConfig {
             backoff_base: Duration::from_secs(5),
             backoff_max: Duration::from_secs(300),
             task_poll: Duration::from_secs(5),
+            telemetry: Telemetry::default(),
+            leader_election: None,
         }
     }
 }
@@ -110,6 +118,12 @@ impl Context {
             failures: Mutex::default(),
             holds: Mutex::default(),
         }
+    }
+
+    /// The operator's metrics: reconcilers report drift corrections and finished OVH tasks
+    /// here ([`Metrics::drift_corrected`], [`Metrics::task_finished`]).
+    pub fn metrics(&self) -> &Metrics {
+        self.config.telemetry.metrics()
     }
 
     /// SendConnectors of `namespace` whose password or credentials Secret is `name`.

@@ -6,17 +6,20 @@ mod connector;
 mod context;
 mod credentials;
 mod error;
+pub mod leader;
 mod watches;
 
 pub use context::{Context, ControllerConfig};
 pub use error::Error;
+pub use leader::LeaderElection;
 
 use crate::crd::{MailboxBinding, SendConnector};
+use crate::telemetry::metrics;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Config as RunConfig, Controller};
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use std::future::Future;
@@ -56,30 +59,172 @@ pub async fn check_crds(client: &Client) -> Result<(), Error> {
 /// Runs both controllers until `shutdown` resolves. Watches the namespaces in
 /// `config.namespaces` (one watch per namespace and kind, so Roles in those namespaces
 /// suffice), or the whole cluster when the list is empty.
+///
+/// The resource caches are filled at once and kept warm (readiness, metrics). With
+/// `config.leader_election`, the controllers start only once this instance holds the Lease;
+/// if it loses the Lease they stop at once and `run` returns an error (the process should
+/// exit so that Kubernetes restarts it as a standby). Everything runs inside the returned
+/// future: dropping it stops all of it, Lease renewal included.
 pub async fn run(
     client: Client,
     config: ControllerConfig,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), Error> {
     check_crds(&client).await?;
+    let mut config = config;
+    let telemetry = config.telemetry.clone();
+    if config.ovh.observer.is_none() {
+        config.ovh.observer = Some(telemetry.request_observer());
+    }
     let namespaces = config.namespaces.clone();
     let wc = watcher::Config::default();
-    let (connector_store, connector_trigger) =
-        watches::reflect::<SendConnector>(&client, &namespaces, &wc);
-    let (binding_store, binding_trigger) =
-        watches::reflect::<MailboxBinding>(&client, &namespaces, &wc);
-    let connectors = Controller::for_stream(connector_trigger, connector_store.clone());
-    let bindings = Controller::for_stream(binding_trigger, binding_store.clone());
+    let (connector_store, connector_feed, connector_reflector) =
+        watches::reflect::<SendConnector>(&client, &namespaces, &wc, &telemetry);
+    let (binding_store, binding_feed, binding_reflector) =
+        watches::reflect::<MailboxBinding>(&client, &namespaces, &wc, &telemetry);
+    telemetry.count_resources_with({
+        let (connectors, bindings) = (connector_store.clone(), binding_store.clone());
+        move || resource_counts(&connectors, &bindings)
+    });
+    let election = config.leader_election.clone();
     let ctx = Arc::new(Context::new(
         client.clone(),
         config,
-        connector_store,
-        binding_store,
+        connector_store.clone(),
+        binding_store.clone(),
     ));
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let forward_shutdown = {
+        let telemetry = telemetry.clone();
+        async move {
+            shutdown.await;
+            telemetry.health().set_stopping();
+            let _ = stop_tx.send(true);
+            std::future::pending::<()>().await;
+        }
+    };
+    let readiness = {
+        let telemetry = telemetry.clone();
+        let (connectors, bindings) = (connector_store.clone(), binding_store.clone());
+        async move {
+            if connectors.wait_until_ready().await.is_ok()
+                && bindings.wait_until_ready().await.is_ok()
+            {
+                tracing::info!("resource caches filled");
+                telemetry.health().set_ready(true);
+            }
+            std::future::pending::<()>().await;
+        }
+    };
+    let reflectors = async {
+        let mut connectors = std::pin::pin!(connector_reflector);
+        let mut bindings = std::pin::pin!(binding_reflector);
+        loop {
+            tokio::select! {
+                event = connectors.next() => if event.is_none() { break },
+                event = bindings.next() => if event.is_none() { break },
+            }
+        }
+    };
+    // Boxed: the controllers' state is large, and callers keep `run` on their stack.
+    let work = Box::pin(lead_and_reconcile(
+        &client,
+        &ctx,
+        election,
+        (connector_feed, binding_feed),
+        &stop_rx,
+    ));
+
+    let result = tokio::select! {
+        result = work => result,
+        () = reflectors => Err(stopped("keep watching the resources", "the watch streams ended")),
+        () = forward_shutdown => Ok(()),
+        () = readiness => Ok(()),
+    };
+    telemetry.metrics().set_leader(false);
+    telemetry.health().set_ready(false);
+    if let Err(e) = &result {
+        telemetry.health().set_dead(e.to_string());
+    }
+    result
+}
+
+/// Waits until a stop is asked for.
+async fn stop_requested(stop: &tokio::sync::watch::Receiver<bool>) {
+    let mut stop = stop.clone();
+    let _ = stop.wait_for(|stopped| *stopped).await;
+}
+
+/// Waits for full caches and for the Lease (when there is an election), then runs the
+/// controllers until a stop is asked for or the Lease is lost.
+async fn lead_and_reconcile(
+    client: &Client,
+    ctx: &Arc<Context>,
+    election: Option<leader::LeaderElection>,
+    feeds: (watches::Feed<SendConnector>, watches::Feed<MailboxBinding>),
+    stop: &tokio::sync::watch::Receiver<bool>,
+) -> Result<(), Error> {
+    let telemetry = ctx.config.telemetry.clone();
+    // The controllers start on full caches: everything in them is reconciled once, and
+    // every change after that triggers its object.
+    tokio::select! {
+        _ = futures::future::join(
+            ctx.connectors.wait_until_ready(),
+            ctx.bindings.wait_until_ready(),
+        ) => {}
+        () = stop_requested(stop) => return Ok(()),
+    }
+    let mut leader = election.map(|settings| leader::Leader::new(client.clone(), settings));
+    if let Some(leader) = leader.as_mut() {
+        tokio::select! {
+            () = leader.acquire() => {}
+            () = stop_requested(stop) => return Ok(()),
+        }
+    }
+    telemetry.metrics().set_leader(true);
+    let controllers = controllers(client, ctx, feeds, stop);
+    let Some(mut leader) = leader else {
+        controllers.await;
+        return Ok(());
+    };
+    let lost = tokio::select! {
+        () = controllers => None,
+        lost = leader.hold() => Some(lost),
+    };
+    telemetry.metrics().set_leader(false);
+    match lost {
+        None => {
+            leader.release().await;
+            Ok(())
+        }
+        Some(lost) => {
+            tracing::error!(error = %lost, "lost the leader election: stopped reconciling");
+            Err(stopped("keep the leader election Lease", lost.to_string()))
+        }
+    }
+}
+
+/// Both controllers, until a stop is asked for (they finish the reconciles in progress).
+async fn controllers(
+    client: &Client,
+    ctx: &Arc<Context>,
+    (connector_feed, binding_feed): (watches::Feed<SendConnector>, watches::Feed<MailboxBinding>),
+    stop: &tokio::sync::watch::Receiver<bool>,
+) {
+    let namespaces = &ctx.config.namespaces;
+    let telemetry = &ctx.config.telemetry;
+    let wc = watcher::Config::default();
+    let everything = || futures::stream::once(std::future::ready(()));
+    let connectors = Controller::for_stream(connector_feed.subscribe(), ctx.connectors.clone())
+        .reconcile_all_on(everything());
+    let bindings = Controller::for_stream(binding_feed.subscribe(), ctx.bindings.clone())
+        .reconcile_all_on(everything());
 
     // Secrets are watched for their metadata only (no data is cached): a change to a Secret
     // a resource uses reconciles that resource at once.
-    let secret_events = || watches::touched::<PartialObjectMeta<Secret>>(&client, &namespaces, &wc);
+    let secret_events =
+        || watches::touched::<PartialObjectMeta<Secret>>(client, namespaces, &wc, telemetry);
     let c_ctx = ctx.clone();
     let connectors = connectors.watches_stream(secret_events(), move |secret| {
         let (ns, name) = (secret.namespace().unwrap_or_default(), secret.name_any());
@@ -101,7 +246,7 @@ pub async fn run(
     // A connector that gets its id, changes or goes away concerns the bindings that use it.
     let m_ctx = ctx.clone();
     let bindings = bindings.watches_stream(
-        watches::touched::<SendConnector>(&client, &namespaces, &wc),
+        watches::touched::<SendConnector>(client, namespaces, &wc, telemetry),
         move |c| {
             m_ctx
                 .bindings_of(&c.namespace().unwrap_or_default(), &c.name_any())
@@ -111,26 +256,15 @@ pub async fn run(
         },
     );
 
-    let (tx, rx) = tokio::sync::watch::channel(false);
-    let stop = async move {
-        let mut rx = rx;
-        let _ = rx.wait_for(|stopped| *stopped).await;
-    };
-    let stop2 = {
-        let mut rx = tx.subscribe();
-        async move {
-            let _ = rx.wait_for(|stopped| *stopped).await;
-        }
-    };
-    tokio::spawn(async move {
-        shutdown.await;
-        let _ = tx.send(true);
-    });
     let run_config = RunConfig::default().concurrency(8);
     let connectors = connectors
         .with_config(run_config.clone())
-        .graceful_shutdown_on(stop)
-        .run(connector::reconcile, connector::error_policy, ctx.clone())
+        .graceful_shutdown_on(stop_requested_owned(stop.clone()))
+        .run(
+            |sc, ctx| measured("SendConnector", ctx.clone(), connector::reconcile(sc, ctx)),
+            connector::error_policy,
+            ctx.clone(),
+        )
         .for_each(|result| async move {
             if let Err(e) = result {
                 log_run_error("SendConnector", &e);
@@ -138,15 +272,72 @@ pub async fn run(
         });
     let bindings = bindings
         .with_config(run_config)
-        .graceful_shutdown_on(stop2)
-        .run(binding::reconcile, binding::error_policy, ctx.clone())
+        .graceful_shutdown_on(stop_requested_owned(stop.clone()))
+        .run(
+            |mb, ctx| measured("MailboxBinding", ctx.clone(), binding::reconcile(mb, ctx)),
+            binding::error_policy,
+            ctx.clone(),
+        )
         .for_each(|result| async move {
             if let Err(e) = result {
                 log_run_error("MailboxBinding", &e);
             }
         });
     tokio::join!(connectors, bindings);
-    Ok(())
+}
+
+async fn stop_requested_owned(stop: tokio::sync::watch::Receiver<bool>) {
+    stop_requested(&stop).await;
+}
+
+/// A reconcile, counted and timed.
+async fn measured(
+    kind: &'static str,
+    ctx: Arc<Context>,
+    reconcile: impl Future<Output = Result<Action, Error>>,
+) -> Result<Action, Error> {
+    let started = std::time::Instant::now();
+    let result = reconcile.await;
+    ctx.metrics().reconciled(
+        kind,
+        started.elapsed(),
+        result.as_ref().err().map(Error::category),
+    );
+    result
+}
+
+/// `sendconnector_resources`: the resources in the caches by kind and condition.
+fn resource_counts(
+    connectors: &Store<SendConnector>,
+    bindings: &Store<MailboxBinding>,
+) -> metrics::ResourceCounts {
+    let mut counts = metrics::count_conditions(
+        "SendConnector",
+        connectors.state().iter().map(|c| {
+            let conditions = c.status.as_ref().map_or(&[][..], |s| &s.conditions[..]);
+            metrics::resource_condition(c.is_paused(), conditions, c.metadata.generation)
+        }),
+    );
+    counts.extend(metrics::count_conditions(
+        "MailboxBinding",
+        bindings.state().iter().map(|b| {
+            let conditions = b.status.as_ref().map_or(&[][..], |s| &s.conditions[..]);
+            metrics::resource_condition(b.is_paused(), conditions, b.metadata.generation)
+        }),
+    ));
+    counts
+}
+
+/// Why `run` ended without being asked to.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Stopped(String);
+
+fn stopped(action: &'static str, why: impl Into<String>) -> Error {
+    Error::Kube {
+        action,
+        source: kube::Error::Service(Box::new(Stopped(why.into()))),
+    }
 }
 
 /// Reconcile failures are reported in the resource's status and Events, so they are only

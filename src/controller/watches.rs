@@ -6,6 +6,8 @@
 //! ends with `InitDone`, which replaces the whole store, so one namespace's relist would wipe
 //! the others. [`Merge`] turns the per-namespace listings into plain upserts and deletions
 //! scoped to that namespace, and marks the store ready once every namespace was listed.
+use crate::telemetry::Telemetry;
+use futures::channel::mpsc;
 use futures::{Stream, StreamExt, stream};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::Event;
@@ -13,6 +15,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use std::collections::HashMap;
 use std::fmt::Debug;
+use std::sync::{Arc, Mutex};
 
 /// One `Api` per namespace, or one for all namespaces when `namespaces` is empty.
 pub(super) fn apis<K>(client: &Client, namespaces: &[String]) -> Vec<Api<K>>
@@ -33,38 +36,67 @@ where
     }
 }
 
+/// The name of a watch in health reports: kind and namespace (`*` for all).
+fn watch_name<K: Resource<DynamicType = ()>>(namespaces: &[String], i: usize) -> String {
+    let kind = K::kind(&());
+    match namespaces.get(i) {
+        Some(ns) => format!("{kind}/{ns}"),
+        None => format!("{kind}/*"),
+    }
+}
+
+/// Tells the health state how a watch fares: a success resets its failure clock, an error
+/// starts it.
+fn report<K>(health: &Telemetry, name: &str, event: &Result<Event<K>, watcher::Error>) {
+    match event {
+        Ok(_) => health.health().watch_ok(name),
+        Err(_) => health.health().watch_failed(name),
+    }
+}
+
 /// Every object touched (created, changed, deleted, listed) in the watched namespaces.
 pub(super) fn touched<K>(
     client: &Client,
     namespaces: &[String],
     config: &watcher::Config,
+    telemetry: &Telemetry,
 ) -> impl Stream<Item = Result<K, watcher::Error>> + Send + use<K>
 where
-    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
         + Clone
         + serde::de::DeserializeOwned
         + Debug
         + Send
         + 'static,
-    K::DynamicType: Default,
 {
-    stream::select_all(apis::<K>(client, namespaces).into_iter().map(|api| {
-        watcher(api, config.clone())
-            .default_backoff()
-            .touched_objects()
-            .boxed()
-    }))
+    stream::select_all(
+        apis::<K>(client, namespaces)
+            .into_iter()
+            .enumerate()
+            .map(|(i, api)| {
+                let name = watch_name::<K>(namespaces, i);
+                let telemetry = telemetry.clone();
+                watcher(api, config.clone())
+                    .default_backoff()
+                    .inspect(move |event| report(&telemetry, &name, event))
+                    .touched_objects()
+                    .boxed()
+            }),
+    )
 }
 
-/// A store of `K` for the watched namespaces, and the stream of applied objects that
-/// triggers a controller (`Controller::for_stream(trigger, store)`).
+/// A store of `K` for the watched namespaces, the feed a controller subscribes to, and the
+/// reflector stream that fills both. The stream must be polled all the time, whether or not
+/// a controller runs (a standby keeps its caches warm and reports ready).
 pub(super) fn reflect<K>(
     client: &Client,
     namespaces: &[String],
     config: &watcher::Config,
+    telemetry: &Telemetry,
 ) -> (
     Store<K>,
-    impl Stream<Item = Result<K, watcher::Error>> + Send + use<K>,
+    Feed<K>,
+    impl Stream<Item = Result<Event<K>, watcher::Error>> + Send + use<K>,
 )
 where
     K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
@@ -85,18 +117,77 @@ where
         .into_iter()
         .enumerate()
         .map(|(i, api)| {
+            let name = watch_name::<K>(namespaces, i);
+            let telemetry = telemetry.clone();
             watcher(api, config.clone())
                 .default_backoff()
+                .inspect(move |event| report(&telemetry, &name, event))
                 .map(move |event| (i, event))
                 .boxed()
         });
     let mut merge = Merge::new(scopes, reader.clone());
     let events = stream::select_all(watches)
         .flat_map(move |(i, event)| stream::iter(merge.handle(i, event)));
-    (
-        reader,
-        reflector::reflector(writer, events).applied_objects(),
-    )
+    let feed = Feed::default();
+    let forward = feed.clone();
+    let driven = reflector::reflector(writer, events).inspect(move |event| {
+        if let Ok(event) = event {
+            forward.forward(event);
+        }
+    });
+    (reader, feed, driven)
+}
+
+/// The objects a reflector applies, forwarded to the controller subscribed at the moment, if
+/// any. Nothing is buffered while nobody listens: a controller that subscribes late first
+/// reconciles everything in the store.
+pub(super) struct Feed<K> {
+    subscriber: Arc<Mutex<Option<mpsc::UnboundedSender<K>>>>,
+}
+
+impl<K> Clone for Feed<K> {
+    fn clone(&self) -> Self {
+        Self {
+            subscriber: self.subscriber.clone(),
+        }
+    }
+}
+
+impl<K> Default for Feed<K> {
+    fn default() -> Self {
+        Self {
+            subscriber: Arc::default(),
+        }
+    }
+}
+
+impl<K: Clone + Send + 'static> Feed<K> {
+    /// The stream of objects applied from now on (replacing any earlier subscriber).
+    pub(super) fn subscribe(
+        &self,
+    ) -> impl Stream<Item = Result<K, watcher::Error>> + Send + use<K> {
+        let (tx, rx) = mpsc::unbounded();
+        *self
+            .subscriber
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(tx);
+        rx.map(Ok)
+    }
+
+    fn forward(&self, event: &Event<K>) {
+        let (Event::Apply(obj) | Event::InitApply(obj)) = event else {
+            return;
+        };
+        let mut subscriber = self
+            .subscriber
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(tx) = subscriber.as_ref() {
+            if tx.unbounded_send(obj.clone()).is_err() {
+                *subscriber = None;
+            }
+        }
+    }
 }
 
 /// Turns the event streams of several scoped watchers into one stream a single store can
