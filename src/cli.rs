@@ -1,11 +1,12 @@
 //! The command line: one binary, one subcommand per job. Every flag can also be set through
 //! an environment variable named `SENDCONNECTOR_<FLAG>`.
-use crate::controller::ControllerConfig;
+use crate::controller::{ControllerConfig, LeaderElection};
 use crate::ovh::{BudgetSettings, Credentials, CredentialsError};
 use crate::telemetry::LogFormat;
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgAction, Args, Parser, Subcommand};
 use std::collections::BTreeMap;
 use std::fmt;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 #[derive(Debug, Parser)]
@@ -108,6 +109,48 @@ pub struct RunArgs {
         value_parser = parse_namespaces_or_star
     )]
     pub default_credentials_namespaces: NamespaceList,
+    /// Address of the HTTP server for metrics (`/metrics`) and health (`/healthz`,
+    /// `/readyz`).
+    #[arg(
+        long,
+        env = "SENDCONNECTOR_LISTEN",
+        default_value = "0.0.0.0:8080",
+        value_name = "ADDRESS:PORT",
+        value_parser = parse_listen
+    )]
+    pub listen: SocketAddr,
+    /// Reconcile only while holding a Lease, so that several replicas can run: one leads,
+    /// the others stand by (ready, not reconciling).
+    #[arg(
+        long,
+        env = "SENDCONNECTOR_LEADER_ELECTION",
+        action = ArgAction::Set,
+        num_args = 0..=1,
+        default_value_t = false,
+        default_missing_value = "true",
+        value_name = "BOOL",
+        value_parser = parse_bool
+    )]
+    pub leader_election: bool,
+    /// Namespace of the leader election Lease; the operator's own namespace (`POD_NAMESPACE`)
+    /// when omitted, else `default`.
+    #[arg(
+        long,
+        env = "SENDCONNECTOR_LEADER_ELECTION_NAMESPACE",
+        value_name = "NS",
+        value_parser = parse_namespace
+    )]
+    pub leader_election_namespace: Option<String>,
+    /// How long the Lease holds without renewal: the longest a crashed leader stays in
+    /// charge before a standby takes over. Renewed every third of it.
+    #[arg(
+        long,
+        env = "SENDCONNECTOR_LEADER_ELECTION_LEASE_DURATION",
+        default_value = "15s",
+        value_name = "DURATION",
+        value_parser = parse_lease_duration
+    )]
+    pub leader_election_lease_duration: Duration,
 }
 
 /// A comma-separated list of namespaces; an empty value (a variable set to "") is an empty
@@ -159,7 +202,18 @@ impl RunArgs {
                 .as_ref()
                 .map(|r| (r.namespace.clone(), r.name.clone())),
             default_credentials_namespaces: self.default_credentials_namespaces.0.clone(),
-            default_credentials_env: env_credentials(env)?,
+            default_credentials_env: env_credentials(&env)?,
+            leader_election: self.leader_election.then(|| LeaderElection {
+                namespace: self
+                    .leader_election_namespace
+                    .clone()
+                    .unwrap_or_else(|| LeaderElection::default_namespace(&env)),
+                ..LeaderElection::new(
+                    String::new(),
+                    LeaderElection::default_identity(&env),
+                    self.leader_election_lease_duration,
+                )
+            }),
             ..ControllerConfig::default()
         })
     }
@@ -273,6 +327,30 @@ fn parse_interval(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    s.trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not an address and port such as 0.0.0.0:8080 or [::]:8080"))
+}
+
+/// `true`/`false` (also `1`/`0`, `yes`/`no`, `on`/`off`); empty (a variable set to "") is
+/// `false`.
+fn parse_bool(s: &str) -> Result<bool, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" | "" => Ok(false),
+        _ => Err(format!("`{s}` is not true or false")),
+    }
+}
+
+fn parse_lease_duration(s: &str) -> Result<Duration, String> {
+    let d = parse_interval(s)?;
+    if d < Duration::from_secs(1) {
+        return Err("must be at least 1s".into());
+    }
+    Ok(d)
+}
+
 fn parse_rate(s: &str) -> Result<f64, String> {
     let rate: f64 = s
         .trim()
@@ -355,6 +433,67 @@ mod tests {
         assert!(config.namespaces.is_empty());
         assert!(config.default_credentials_env.is_none());
         assert_eq!(config.budget.burst, 10);
+    }
+
+    #[test]
+    fn listen_and_leader_election() {
+        if std::env::vars().any(|(k, _)| k.starts_with("SENDCONNECTOR_")) {
+            return;
+        }
+        let args = run_args(&[]).unwrap();
+        assert_eq!(args.listen, "0.0.0.0:8080".parse().unwrap());
+        assert!(!args.leader_election);
+        assert_eq!(args.leader_election_lease_duration, Duration::from_secs(15));
+        assert!(
+            args.controller_config(no_env)
+                .unwrap()
+                .leader_election
+                .is_none()
+        );
+
+        let pod = |var: &str| match var {
+            "POD_NAME" => Some("operator-5d8f-abcde".to_owned()),
+            "POD_NAMESPACE" => Some("operators".to_owned()),
+            _ => None,
+        };
+        let args = run_args(&["--listen", "127.0.0.1:9090", "--leader-election"]).unwrap();
+        assert_eq!(args.listen, "127.0.0.1:9090".parse().unwrap());
+        let election = args
+            .controller_config(pod)
+            .unwrap()
+            .leader_election
+            .unwrap();
+        assert_eq!(election.namespace, "operators");
+        assert_eq!(election.identity, "operator-5d8f-abcde");
+        assert_eq!(election.lease_name, "sendconnector-operator");
+        assert_eq!(election.lease_duration, Duration::from_secs(15));
+        let election = args
+            .controller_config(no_env)
+            .unwrap()
+            .leader_election
+            .unwrap();
+        assert_eq!(election.namespace, "default");
+
+        let args = run_args(&[
+            "--leader-election=true",
+            "--leader-election-namespace",
+            "ops",
+            "--leader-election-lease-duration",
+            "30s",
+        ])
+        .unwrap();
+        let election = args
+            .controller_config(pod)
+            .unwrap()
+            .leader_election
+            .unwrap();
+        assert_eq!(election.namespace, "ops");
+        assert_eq!(election.lease_duration, Duration::from_secs(30));
+        assert!(
+            !run_args(&["--leader-election=false"])
+                .unwrap()
+                .leader_election
+        );
     }
 
     #[test]
@@ -449,9 +588,17 @@ mod tests {
                 &["--default-credentials-namespaces", "a,b_c"],
                 "is not a namespace name",
             ),
-            (&["--listen", "0.0.0.0:8080"], "unexpected argument"),
+            (&["--listen", "localhost"], "not an address and port"),
+            (&["--leader-election", "maybe"], "not true or false"),
+            (
+                &["--leader-election-lease-duration", "500ms"],
+                "at least 1s",
+            ),
+            (
+                &["--leader-election-namespace", "Ops"],
+                "is not a namespace name",
+            ),
             (&["--dry-run"], "unexpected argument"),
-            (&["--leader-election"], "unexpected argument"),
         ] {
             let message = error(args);
             assert!(message.contains(expected), "{args:?}: {message}");

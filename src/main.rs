@@ -56,8 +56,21 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             "--default-credentials-namespaces is set but there are no default OVH credentials (--default-credentials-secret or OVH_* variables)"
         );
     }
+    // The CRDs first, so that their absence is what a user is told about; then the
+    // metrics and health server, whose address must be free.
+    controller::check_crds(&client).await?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {} (--listen): {e}", args.listen))?;
+    let listen = listener.local_addr().map_or(args.listen, |a| a);
+    let leader_election = config.leader_election.as_ref().map_or_else(
+        || "off".to_owned(),
+        |l| format!("Lease {}/{} as {}", l.namespace, l.lease_name, l.identity),
+    );
     tracing::info!(
         namespaces,
+        listen = %listen,
+        leader_election,
         resync_interval = %humantime::format_duration(config.resync_interval),
         ovh_rate = config.budget.rate,
         ovh_burst = config.budget.burst,
@@ -76,10 +89,22 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         tracing::warn!("second signal: stopping now");
         std::process::exit(1);
     });
-    controller::run(client, config, async move {
+    let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
+    let http = tokio::spawn(telemetry::health::serve(
+        listener,
+        config.telemetry.clone(),
+        async move {
+            let _ = http_stopped.await;
+        },
+    ));
+    let result = Box::pin(controller::run(client, config, async move {
         let _ = stop_rx.await;
-    })
-    .await?;
+    }))
+    .await;
+    // The probes and metrics stay up while the reconciles in progress finish.
+    let _ = http_stop.send(());
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), http).await;
+    result?;
     tracing::info!("stopped");
     Ok(())
 }
