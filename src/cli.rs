@@ -41,6 +41,9 @@ pub enum Command {
     Crds,
     /// Run a local simulator of the OVHcloud Exchange API (for tests, demos and pipelines).
     Simulator(crate::simulator::SimulatorArgs),
+    /// Run the controller without a cluster on the manifests of a directory, against the
+    /// embedded OVH simulator (or `--ovh-endpoint`), and print where every resource ends up.
+    Local(crate::local::LocalArgs),
     /// Read a received message's header block (FILE or stdin) and say whether it left through
     /// a send connector's smart host or through the platform's own outgoing server.
     VerifyHeader(crate::verify_header::VerifyHeaderArgs),

@@ -4,6 +4,7 @@ pub mod apiserver;
 pub mod cli;
 pub mod controller;
 pub mod crd;
+pub mod local;
 pub mod ovh;
 pub mod reconcile;
 pub mod simulator;

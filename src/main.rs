@@ -1,6 +1,6 @@
 use clap::Parser;
 use sendconnector_operator::cli::{Cli, Command, RunArgs};
-use sendconnector_operator::{controller, crd, simulator, telemetry};
+use sendconnector_operator::{controller, crd, local, simulator, telemetry};
 
 #[tokio::main]
 async fn main() {
@@ -15,6 +15,12 @@ async fn main() {
         Command::VerifyHeader(args) => {
             std::process::exit(sendconnector_operator::verify_header::run(&args))
         }
+        // Exit 1 when some resource did not become Ready.
+        Command::Local(args) => local::run(args).await.map(|ready| {
+            if !ready {
+                std::process::exit(1)
+            }
+        }),
     };
     if let Err(e) = result {
         tracing::error!("{e:#}");
