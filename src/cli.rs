@@ -154,6 +154,19 @@ pub struct RunArgs {
         value_parser = parse_lease_duration
     )]
     pub leader_election_lease_duration: Duration,
+    /// Plan only: read OVH and report in each resource's `status.plan` (and an Event) the
+    /// calls that would be made; write nothing to OVH.
+    #[arg(
+        long,
+        env = "SENDCONNECTOR_DRY_RUN",
+        action = ArgAction::Set,
+        num_args = 0..=1,
+        default_value_t = false,
+        default_missing_value = "true",
+        value_name = "BOOL",
+        value_parser = parse_bool
+    )]
+    pub dry_run: bool,
 }
 
 /// A comma-separated list of namespaces; an empty value (a variable set to "") is an empty
@@ -195,6 +208,7 @@ impl RunArgs {
     ) -> Result<ControllerConfig, String> {
         Ok(ControllerConfig {
             namespaces: self.namespaces.0.clone(),
+            dry_run: self.dry_run,
             resync_interval: self.resync_interval,
             budget: BudgetSettings {
                 rate: self.ovh_rate,
@@ -601,7 +615,7 @@ mod tests {
                 &["--leader-election-namespace", "Ops"],
                 "is not a namespace name",
             ),
-            (&["--dry-run"], "unexpected argument"),
+            (&["--dry-run", "maybe"], "not true or false"),
         ] {
             let message = error(args);
             assert!(message.contains(expected), "{args:?}: {message}");

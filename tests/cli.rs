@@ -94,7 +94,9 @@ fn command(kubeconfig: &Path, home: &Path, args: &[&str]) -> Command {
             cmd.env_remove(var);
         }
     }
+    // Any free port for metrics and health, so tests running side by side never clash.
     cmd.env("KUBECONFIG", kubeconfig)
+        .env("SENDCONNECTOR_LISTEN", "127.0.0.1:0")
         .env("HOME", home)
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -413,3 +413,57 @@ async fn paused_resources_write_nothing_and_a_requested_reconcile_is_echoed() {
     .await;
     assert!(count(&h, "GET", "/sendConnector") > reads);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_reports_the_plan_in_status_and_events_and_writes_nothing() {
+    let h = Harness::start_with(HOUR, |c| c.dry_run = true).await;
+    h.connectors()
+        .create(&PostParams::default(), &connector_manifest("relay"))
+        .await
+        .unwrap();
+    h.bindings()
+        .create(
+            &PostParams::default(),
+            &binding_manifest("newsletter", "relay"),
+        )
+        .await
+        .unwrap();
+    let sc = h
+        .wait_condition::<SendConnector>("relay", "False", "DryRun")
+        .await;
+    let mb = h
+        .wait_condition::<MailboxBinding>("newsletter", "False", "DryRun")
+        .await;
+    assert_eq!(h.ovh_writes(), 0);
+    let plan = sc["status"]["plan"].as_array().unwrap();
+    assert_eq!(plan.len(), 1, "{plan:?}");
+    assert_eq!(plan[0]["method"], "POST");
+    assert!(
+        plan[0]["path"]
+            .as_str()
+            .unwrap()
+            .ends_with("/sendConnector")
+    );
+    let body = plan[0]["body"].as_str().unwrap();
+    assert!(
+        body.contains("**********") && !body.contains("relay-password-1"),
+        "{body}"
+    );
+    assert_eq!(
+        mb["status"]["plan"].as_array().unwrap().len(),
+        3,
+        "two mailboxes and a domain"
+    );
+    assert!(
+        h.events_for("relay")
+            .iter()
+            .any(|(r, n)| r == "Planned" && n.contains("POST")),
+        "{:?}",
+        h.events_for("relay")
+    );
+    assert!(
+        !serde_json::to_string(&h.k8s.events())
+            .unwrap()
+            .contains("relay-password-1")
+    );
+}

@@ -95,6 +95,8 @@ pub async fn reconcile(mb: Arc<MailboxBinding>, ctx: Arc<Context>) -> Result<Act
             (v, a)
         }
         Err(e) => {
+            ctx.metrics()
+                .reconcile_failed("MailboxBinding", e.category());
             if e.is_retryable() {
                 tracing::debug!(resource = %key, error = %e, "MailboxBinding reconcile will be retried");
             } else {
@@ -277,7 +279,10 @@ async fn write(
             api.set_account_connector(address, *connector_id).await?;
             let (reason, note) = if *connector_id != 0 && was_bound.contains(address) {
                 (
-                    "DriftCorrected",
+                    {
+                        ctx.metrics().drift_corrected("MailboxBinding");
+                        "DriftCorrected"
+                    },
                     format!(
                         "{address} had been pointed at connector {previous} outside Kubernetes; put back to {connector_id}"
                     ),
@@ -310,7 +315,10 @@ async fn write(
             api.change_default_sbr(domain, *connector_id).await?;
             let (reason, note) = if *connector_id != 0 && was_bound.contains(&domain_key(domain)) {
                 (
-                    "DriftCorrected",
+                    {
+                        ctx.metrics().drift_corrected("MailboxBinding");
+                        "DriftCorrected"
+                    },
                     format!(
                         "the default connector of {domain} had been changed to {previous} outside Kubernetes; put back to {connector_id}"
                     ),

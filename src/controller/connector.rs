@@ -101,6 +101,8 @@ pub async fn reconcile(sc: Arc<SendConnector>, ctx: Arc<Context>) -> Result<Acti
             (verdict, action)
         }
         Err(e) => {
+            ctx.metrics()
+                .reconcile_failed("SendConnector", e.category());
             if e.is_retryable() {
                 tracing::debug!(resource = %key, error = %e, "SendConnector reconcile will be retried");
             } else {
@@ -290,6 +292,16 @@ fn conflicting_owner(sc: &SendConnector, ctx: &Context) -> Option<String> {
         .min()
 }
 
+/// Counts a finished task, timed from when it was recorded.
+fn record_task(ctx: &Context, pending: &PendingTask, result: &str) {
+    let started = pending.since.as_ref().map(|t| t.0);
+    let elapsed = started
+        .and_then(|t| jiff::Timestamp::now().duration_since(t).try_into().ok())
+        .unwrap_or_default();
+    ctx.metrics()
+        .task_finished(&pending.function, result, elapsed);
+}
+
 /// Polls the recorded task. `Some` ends this reconcile (still running, or failed).
 async fn poll_task(
     sc: &SendConnector,
@@ -318,6 +330,7 @@ async fn poll_task(
             )))
         }
         Ok(task) => {
+            record_task(ctx, &pending, task.status.as_str());
             status.pending_task = None;
             status.last_task = Some(LastTask {
                 id: task.id,
@@ -361,6 +374,7 @@ async fn poll_task(
             )))
         }
         Err(e) if e.is_not_found() => {
+            record_task(ctx, &pending, "finished");
             // Finished tasks may vanish: the connector itself tells the outcome.
             status.pending_task = None;
             status.last_task = Some(LastTask {
@@ -663,7 +677,10 @@ async fn converge(
             let fields = update.field_names().join(", ");
             let (reason, note) = match cause {
                 Cause::Drift => (
-                    "DriftCorrected",
+                    {
+                        ctx.metrics().drift_corrected("SendConnector");
+                        "DriftCorrected"
+                    },
                     format!("put back {fields} changed outside Kubernetes on OVH connector {id}"),
                 ),
                 Cause::Spec => ("Updated", format!("updated {fields} of OVH connector {id}")),

@@ -34,6 +34,9 @@ pub struct ControllerConfig {
     pub backoff_max: Duration,
     /// How often a running OVH task is polled.
     pub task_poll: Duration,
+    /// Plan only: read OVH, report the calls that would be made in `status.plan` and Events,
+    /// write nothing to OVH.
+    pub dry_run: bool,
     /// Metrics and health state; `run` reports into it and the HTTP server reads it.
     pub telemetry: Telemetry,
     /// Reconcile only while holding this Lease; `None`: always (a single replica).
@@ -54,6 +57,7 @@ impl Default for ControllerConfig {
             backoff_base: Duration::from_secs(5),
             backoff_max: Duration::from_secs(300),
             task_poll: Duration::from_secs(5),
+            dry_run: false,
             telemetry: Telemetry::default(),
             leader_election: None,
         }
