@@ -13,7 +13,7 @@ async fn main() {
         Command::Simulator(args) => simulator::run(args).await,
         Command::Run(args) => run(args).await,
         Command::VerifyHeader(args) => {
-            std::process::exit(sendconnector_operator::verify_header::run(&args))
+            std::process::exit(sendconnector_operator::verify_header::run(&args).await)
         }
         // Exit 1 when some resource did not become Ready.
         Command::Local(args) => local::run(args).await.map(|ready| {

@@ -34,6 +34,10 @@ fn binary() -> Command {
             command.env_remove(key);
         }
     }
+    // No cluster unless a test gives one: never the machine's own kubeconfig.
+    command
+        .env("KUBECONFIG", "/nonexistent/kubeconfig")
+        .env_remove("KUBERNETES_SERVICE_HOST");
     command.arg("verify-header");
     command
 }
@@ -402,7 +406,10 @@ fn exactly_one_relay_flag() {
             ],
             "cannot be used with",
         ),
-        (vec!["--connector", "mail/newsletter-relay"], "needs -f"),
+        (
+            vec!["--connector", "mail/newsletter-relay"],
+            "no Kubernetes configuration",
+        ),
         (
             vec!["--connector", "newsletter-relay", "-f", "examples/"],
             "NAMESPACE/NAME",
@@ -419,6 +426,75 @@ fn exactly_one_relay_flag() {
     }
     let output = binary().arg("--help").output().unwrap();
     let help = text(&output.stdout);
-    assert!(help.contains("not from the cluster yet"), "{help}");
+    assert!(help.contains("from the cluster of KUBECONFIG"), "{help}");
     assert!(help.contains("Exit codes"), "{help}");
+}
+
+/// `--connector` without `-f` reads the SendConnector from the cluster of `KUBECONFIG`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connector_is_read_from_the_cluster() {
+    use kube::api::{Api, PostParams};
+    use sendconnector_operator::crd::SendConnector;
+    let server = sendconnector_operator::apiserver::ApiServer::new();
+    for crd in sendconnector_operator::crd::crds() {
+        server.register_crd(&crd);
+    }
+    let manifest = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/30-sendconnector.yaml"),
+    )
+    .unwrap();
+    let connector: SendConnector = serde_saphyr::from_str(&manifest).unwrap();
+    Api::<SendConnector>::namespaced(server.client(), "mail")
+        .create(&PostParams::default(), &connector)
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let serving = server.clone();
+    tokio::spawn(async move { serving.serve(listener).await });
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!("apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: \"http://{addr}\"}}\nusers:\n- name: u\n  user: {{}}\ncontexts:\n- name: c\n  context: {{cluster: c, user: u}}\ncurrent-context: c\n"),
+    )
+    .unwrap();
+    let output = tokio::task::spawn_blocking(move || {
+        let mut command = binary();
+        command
+            .env("KUBECONFIG", &kubeconfig)
+            .args([
+                "--connector",
+                "mail/newsletter-relay",
+                "tests/headers/guide-sample.txt",
+            ])
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        command.output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}{}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+
+    let missing = tokio::task::spawn_blocking(move || {
+        let mut command = binary();
+        command
+            .env("KUBECONFIG", dir.path().join("kubeconfig"))
+            .args(["--connector", "mail/nope", "tests/headers/guide-sample.txt"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        command.output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        text(&missing.stderr).contains("SendConnector mail/nope not found"),
+        "{}",
+        text(&missing.stderr)
+    );
 }

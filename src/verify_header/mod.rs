@@ -91,8 +91,8 @@ pub const EXIT_UNREADABLE: i32 = 2;
 #[command(
     after_help = "Exit codes: 0 = left through the relay, 1 = did not (the platform's own \
     outgoing server or another host), 2 = unreadable input.\n\
-    --connector reads the SendConnector from manifests (-f); reading it from the cluster is \
-    not supported yet."
+    --connector reads the SendConnector from manifests (-f), or else from the cluster of \
+    KUBECONFIG (or ~/.kube/config, or in-cluster)."
 )]
 pub struct VerifyHeaderArgs {
     /// The received message's header block (or the whole message); stdin when omitted or `-`.
@@ -102,7 +102,7 @@ pub struct VerifyHeaderArgs {
     #[arg(long, value_name = "HOST", env = "SENDCONNECTOR_SMART_HOST")]
     pub smart_host: Option<String>,
     /// The SendConnector whose `spec.smartHost` is the relay, read from the manifests given
-    /// with -f (not from the cluster yet).
+    /// with -f, or else from the cluster.
     #[arg(long, value_name = "NAMESPACE/NAME", env = "SENDCONNECTOR_CONNECTOR")]
     pub connector: Option<String>,
     /// Manifest file or directory (multi-document YAML) holding the SendConnector named by
@@ -118,7 +118,7 @@ pub struct VerifyHeaderArgs {
 }
 
 /// The relay named by the flags.
-fn relay_host(args: &VerifyHeaderArgs) -> Result<String, String> {
+async fn relay_host(args: &VerifyHeaderArgs) -> Result<String, String> {
     if let Some(host) = &args.smart_host {
         return Ok(host.clone());
     }
@@ -129,12 +129,27 @@ fn relay_host(args: &VerifyHeaderArgs) -> Result<String, String> {
         .ok_or_else(|| {
             format!("--connector `{connector}` is not NAMESPACE/NAME (for example mail/newsletter-relay)")
         })?;
-    let Some(manifests) = &args.manifests else {
-        return Err(
-            "--connector needs -f MANIFEST_FILE_OR_DIR (reading the SendConnector from the cluster is not supported yet); or give --smart-host HOST".to_owned(),
-        );
-    };
-    smart_host_from_manifests(manifests, namespace, name)
+    match &args.manifests {
+        Some(manifests) => smart_host_from_manifests(manifests, namespace, name),
+        None => smart_host_from_cluster(namespace, name).await,
+    }
+}
+
+/// `spec.smartHost` of a SendConnector in the cluster of `KUBECONFIG` (or in-cluster).
+async fn smart_host_from_cluster(namespace: &str, name: &str) -> Result<String, String> {
+    let client = kube::Client::try_default().await.map_err(|e| {
+        format!("--connector without -f reads the cluster, but there is no Kubernetes configuration (KUBECONFIG, ~/.kube/config or in-cluster): {e}")
+    })?;
+    let api: kube::Api<crate::crd::SendConnector> = kube::Api::namespaced(client, namespace);
+    match api.get_opt(name).await {
+        Ok(Some(connector)) => Ok(connector.spec.smart_host),
+        Ok(None) => Err(format!(
+            "SendConnector {namespace}/{name} not found in the cluster"
+        )),
+        Err(e) => Err(format!(
+            "cannot read SendConnector {namespace}/{name} from the cluster: {e}"
+        )),
+    }
 }
 
 fn read_input(file: Option<&PathBuf>) -> Result<(String, Vec<u8>), String> {
@@ -154,8 +169,8 @@ fn read_input(file: Option<&PathBuf>) -> Result<(String, Vec<u8>), String> {
 
 /// The command: prints the hops and the verdict, and returns the exit code (0 through the
 /// relay, 1 not, 2 unreadable input, with a one-line error on stderr).
-pub fn run(args: &VerifyHeaderArgs) -> i32 {
-    let relay = match relay_host(args).and_then(|host| Relay::new(&host)) {
+pub async fn run(args: &VerifyHeaderArgs) -> i32 {
+    let relay = match relay_host(args).await.and_then(|host| Relay::new(&host)) {
         Ok(relay) => relay,
         Err(e) => {
             eprintln!("error: {e}");
