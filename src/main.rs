@@ -87,11 +87,11 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
-        shutdown_signal().await;
+        sendconnector_operator::cli::shutdown_signal().await;
         tracing::info!("stopping: finishing the reconciles in progress");
         let _ = stop_tx.send(());
         // A second signal stops at once.
-        shutdown_signal().await;
+        sendconnector_operator::cli::shutdown_signal().await;
         tracing::warn!("second signal: stopping now");
         std::process::exit(1);
     });
@@ -113,24 +113,4 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     result?;
     tracing::info!("stopped");
     Ok(())
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        let Ok(mut term) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        else {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }

@@ -1,23 +1,25 @@
 //! Reconciling a `MailboxBinding`: point its mailboxes (and the defaults of its domains) at
 //! the connector, put back to `0` what it no longer lists, and everything on deletion.
-use super::conditions::{self, Verdict, now, secret_version, write_status};
+use super::conditions::{self, Verdict, secret_version};
 use super::context::Context;
 use super::credentials::exchange_client;
 use super::error::Error;
+use super::lifecycle::{
+    add_finalizer, after_error, has_finalizer, key_of, publish, remove_finalizer, report,
+};
 use super::soon;
 use crate::crd::{
-    BindingPhase, DeletionPolicy, DomainStatus, FINALIZER, MailboxBinding, MailboxBindingStatus,
+    BindingPhase, DeletionPolicy, DomainStatus, MailboxBinding, MailboxBindingStatus,
     MailboxStatus, PlannedCall, RECONCILE_REQUESTED_AT_ANNOTATION, SendConnector, reasons,
 };
 use crate::ovh::model::Domain;
 use crate::ovh::{ExchangeApi, OvhError};
 use crate::reconcile::binding::{
-    BindingInputs, BindingWrite, Phase, domain_key, plan, plan_release_all,
+    BindingInputs, BindingPlan, BindingWrite, Phase, domain_key, plan, plan_release_all,
 };
 use crate::reconcile::dry_run::{NEW_CONNECTOR, binding_calls};
-use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::EventType;
 use kube::{Api, Resource, ResourceExt};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -46,22 +48,21 @@ async fn stall_inputs(mb: &MailboxBinding, ctx: &Context) -> String {
 }
 
 pub async fn reconcile(mb: Arc<MailboxBinding>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let ns = mb.namespace().unwrap_or_default();
-    let name = mb.name_any();
-    let api: Api<MailboxBinding> = Api::namespaced(ctx.client.clone(), &ns);
-    let key = format!("{ns}/MailboxBinding/{name}");
+    let api: Api<MailboxBinding> =
+        Api::namespaced(ctx.client.clone(), &mb.namespace().unwrap_or_default());
+    let key = key_of(&*mb);
     let uid = mb.uid().unwrap_or_default();
     let old: Option<MailboxBindingStatus> =
         ctx.remembered_status(&uid).or_else(|| mb.status.clone());
     let mut status = old.clone().unwrap_or_default();
     let mut held_inputs: Option<String> = None;
     let outcome = if mb.meta().deletion_timestamp.is_some() {
-        if !mb.finalizers().iter().any(|f| f == FINALIZER) {
+        if !has_finalizer(&*mb) {
             return Ok(Action::await_change());
         }
         match release(&mb, &ctx, &mut status).await {
             Ok(None) => {
-                remove_finalizer(&api, &mb).await?;
+                remove_finalizer(&api, &*mb).await?;
                 ctx.reset_backoff(&key);
                 ctx.forget_status(&uid);
                 return Ok(Action::await_change());
@@ -70,8 +71,8 @@ pub async fn reconcile(mb: Arc<MailboxBinding>, ctx: Arc<Context>) -> Result<Act
             Err(e) => Err(e),
         }
     } else {
-        if !mb.finalizers().iter().any(|f| f == FINALIZER) {
-            add_finalizer(&api, &mb).await?;
+        if !has_finalizer(&*mb) {
+            add_finalizer(&api, &*mb).await?;
         }
         let inputs = stall_inputs(&mb, &ctx).await;
         if let Some(wait) = ctx.held_for(&key, &inputs) {
@@ -88,106 +89,30 @@ pub async fn reconcile(mb: Arc<MailboxBinding>, ctx: Arc<Context>) -> Result<Act
     };
     let (verdict, action) = match outcome {
         Ok((v, a)) => {
+            // A missing mailbox backs off like an error; anything else starts afresh.
             if !matches!(v, Verdict::Progressing { reason, .. } if reason == reasons::MAILBOX_NOT_FOUND)
             {
                 ctx.reset_backoff(&key);
             }
             (v, a)
         }
-        Err(e) => {
-            ctx.metrics()
-                .reconcile_failed("MailboxBinding", e.category());
-            if e.is_retryable() {
-                tracing::debug!(resource = %key, error = %e, "MailboxBinding reconcile will be retried");
-            } else {
-                tracing::warn!(resource = %key, error = %e, "MailboxBinding reconcile stalled");
-            }
-            let action = if e.is_retryable() {
-                Action::requeue(ctx.next_backoff(&key))
-            } else {
-                Action::requeue(ctx.config.stalled_retry)
-            };
-            (conditions::verdict_for(&e), action)
-        }
+        Err(e) => (
+            conditions::verdict_for(&e),
+            after_error(&ctx, "MailboxBinding", &key, &e),
+        ),
     };
     if let Some(inputs) = held_inputs {
         ctx.hold_inputs(&key, inputs);
     }
-    conditions::apply(
-        &mut status.conditions,
-        &verdict,
-        mb.meta().generation,
-        &now(),
-    );
-    status.observed_generation = mb.meta().generation;
-    status.last_handled_reconcile_at = mb
-        .annotations()
-        .get(RECONCILE_REQUESTED_AT_ANNOTATION)
-        .cloned();
-    write_status(&api, &name, old.as_ref(), &status).await?;
-    ctx.remember_status(&uid, &status);
+    report(&ctx, &api, &*mb, old.as_ref(), &mut status, &verdict).await?;
     Ok(action)
 }
 
 #[allow(clippy::needless_pass_by_value)] // the signature kube-runtime calls
 pub fn error_policy(mb: Arc<MailboxBinding>, error: &Error, ctx: Arc<Context>) -> Action {
-    let key = format!(
-        "{}/MailboxBinding/{}",
-        mb.namespace().unwrap_or_default(),
-        mb.name_any()
-    );
+    let key = key_of(&*mb);
     tracing::warn!(resource = %key, %error, "MailboxBinding reconcile failed");
     Action::requeue(ctx.next_backoff(&key))
-}
-
-async fn add_finalizer(api: &Api<MailboxBinding>, mb: &MailboxBinding) -> Result<(), Error> {
-    let mut finalizers = mb.finalizers().to_vec();
-    finalizers.push(FINALIZER.to_owned());
-    let patch = serde_json::json!({"metadata": {"finalizers": finalizers, "resourceVersion": mb.resource_version()}});
-    api.patch(
-        &mb.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(&patch),
-    )
-    .await
-    .map_err(|source| Error::Kube {
-        action: "add the finalizer",
-        source,
-    })?;
-    Ok(())
-}
-
-async fn remove_finalizer(api: &Api<MailboxBinding>, mb: &MailboxBinding) -> Result<(), Error> {
-    let finalizers: Vec<&String> = mb.finalizers().iter().filter(|f| *f != FINALIZER).collect();
-    let patch = serde_json::json!({"metadata": {"finalizers": finalizers, "resourceVersion": mb.resource_version()}});
-    match api
-        .patch(
-            &mb.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-        Err(source) => Err(Error::Kube {
-            action: "remove the finalizer",
-            source,
-        }),
-    }
-}
-
-async fn publish(ctx: &Context, mb: &MailboxBinding, reason: &str, action: &str, note: String) {
-    let event = Event {
-        type_: EventType::Normal,
-        reason: reason.to_owned(),
-        note: Some(note),
-        action: action.to_owned(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&event, &mb.object_ref(&())).await {
-        tracing::debug!(error = %e, "could not publish an Event");
-    }
 }
 
 /// Mailboxes and domains claimed first by another binding on the same service.
@@ -305,7 +230,7 @@ async fn write(
                     format!("{address} now sends through connector {connector_id}"),
                 )
             };
-            publish(ctx, mb, reason, "SetAccount", note).await;
+            publish(ctx, mb, EventType::Normal, reason, "SetAccount", note).await;
         }
         BindingWrite::SetDomainDefault {
             domain,
@@ -329,10 +254,35 @@ async fn write(
                     format!("new mailboxes of {domain} will use connector {connector_id}"),
                 )
             };
-            publish(ctx, mb, reason, "ChangeDefaultSBR", note).await;
+            publish(ctx, mb, EventType::Normal, reason, "ChangeDefaultSBR", note).await;
         }
     }
     Ok(())
+}
+
+/// Each mailbox's and domain's phase, and the `bound` summary, as the plan found them.
+fn record_targets(status: &mut MailboxBindingStatus, p: &BindingPlan) {
+    status.mailboxes = p
+        .mailboxes
+        .iter()
+        .map(|(address, (ph, message))| MailboxStatus {
+            address: address.clone(),
+            phase: phase(*ph),
+            task_id: None,
+            message: message.clone(),
+        })
+        .collect();
+    status.domains = p
+        .domains
+        .iter()
+        .map(|(name, (ph, message))| DomainStatus {
+            name: name.clone(),
+            phase: phase(*ph),
+            task_id: None,
+            message: message.clone(),
+        })
+        .collect();
+    status.bound = Some(p.bound_summary());
 }
 
 fn phase(p: Phase) -> BindingPhase {
@@ -374,7 +324,7 @@ async fn dry_run(
     ctx: &Context,
     status: &mut MailboxBindingStatus,
     connector: &SendConnector,
-    p: &crate::reconcile::binding::BindingPlan,
+    p: &BindingPlan,
     connector_id: i64,
 ) -> (Verdict, Action) {
     let calls = binding_calls(
@@ -387,27 +337,7 @@ async fn dry_run(
     let changed = status.plan != plan;
     status.plan = plan;
     status.connector_id = (connector_id != NEW_CONNECTOR).then_some(connector_id);
-    status.mailboxes = p
-        .mailboxes
-        .iter()
-        .map(|(a, (ph, msg))| MailboxStatus {
-            address: a.clone(),
-            phase: phase(*ph),
-            task_id: None,
-            message: msg.clone(),
-        })
-        .collect();
-    status.domains = p
-        .domains
-        .iter()
-        .map(|(d, (ph, msg))| DomainStatus {
-            name: d.clone(),
-            phase: phase(*ph),
-            task_id: None,
-            message: msg.clone(),
-        })
-        .collect();
-    status.bound = Some(p.bound_summary());
+    record_targets(status, p);
     if calls.is_empty() && p.all_bound() {
         return (
             Verdict::Ready(format!(
@@ -426,6 +356,7 @@ async fn dry_run(
         publish(
             ctx,
             mb,
+            EventType::Normal,
             "Planned",
             "DryRun",
             format!("dry run, not written: {note}"),
@@ -513,27 +444,7 @@ async fn converge(
         write(&api, ctx, mb, w, &was_bound).await?;
     }
     status.connector_id = Some(connector_id);
-    status.mailboxes = p
-        .mailboxes
-        .iter()
-        .map(|(a, (ph, msg))| MailboxStatus {
-            address: a.clone(),
-            phase: phase(*ph),
-            task_id: None,
-            message: msg.clone(),
-        })
-        .collect();
-    status.domains = p
-        .domains
-        .iter()
-        .map(|(d, (ph, msg))| DomainStatus {
-            name: d.clone(),
-            phase: phase(*ph),
-            task_id: None,
-            message: msg.clone(),
-        })
-        .collect();
-    status.bound = Some(p.bound_summary());
+    record_targets(status, &p);
     let by_phase = |want: Phase| -> Vec<String> {
         p.mailboxes
             .iter()

@@ -4,11 +4,14 @@ use super::conditions::{self, Verdict, now, secret_version, write_status};
 use super::context::Context;
 use super::credentials::{exchange_client, password};
 use super::error::Error;
+use super::lifecycle::{
+    add_finalizer, after_error, has_finalizer, key_of, publish, remove_finalizer, report,
+};
 use super::soon;
 use crate::crd::{
-    AppliedAuthentication, AppliedSecret, CreationIntent, DeletionPolicy, FINALIZER, LastTask,
-    PendingTask, PlannedCall, RECONCILE_REQUESTED_AT_ANNOTATION, SendConnector,
-    SendConnectorStatus, find_condition, reasons, types,
+    AppliedAuthentication, AppliedSecret, CreationIntent, DeletionPolicy, LastTask, PendingTask,
+    PlannedCall, RECONCILE_REQUESTED_AT_ANNOTATION, SendConnector, SendConnectorStatus,
+    find_condition, reasons, types,
 };
 use crate::ovh::model::{AuthMechanism, TaskStatus};
 use crate::ovh::{ExchangeApi, OvhError};
@@ -17,9 +20,8 @@ use crate::reconcile::connector::{
     DesiredConnector, ObservedConnectors, SecretVersion, plan, plan_deletion,
 };
 use crate::reconcile::dry_run::connector_calls;
-use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::EventType;
 use kube::{Api, Resource, ResourceExt};
 use std::sync::Arc;
 
@@ -49,23 +51,22 @@ async fn stall_inputs(sc: &SendConnector, ctx: &Context) -> String {
 }
 
 pub async fn reconcile(sc: Arc<SendConnector>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let ns = sc.namespace().unwrap_or_default();
-    let name = sc.name_any();
-    let api: Api<SendConnector> = Api::namespaced(ctx.client.clone(), &ns);
-    let key = format!("{ns}/SendConnector/{name}");
+    let api: Api<SendConnector> =
+        Api::namespaced(ctx.client.clone(), &sc.namespace().unwrap_or_default());
+    let key = key_of(&*sc);
     let uid = sc.uid().unwrap_or_default();
     let old: Option<SendConnectorStatus> =
         ctx.remembered_status(&uid).or_else(|| sc.status.clone());
     let mut status = old.clone().unwrap_or_default();
-
+    let deleting = sc.meta().deletion_timestamp.is_some();
     let mut held_inputs: Option<String> = None;
-    let outcome = if sc.meta().deletion_timestamp.is_some() {
-        if !sc.finalizers().iter().any(|f| f == FINALIZER) {
+    let outcome = if deleting {
+        if !has_finalizer(&*sc) {
             return Ok(Action::await_change());
         }
-        match cleanup(&sc, &ctx, &api, &mut status).await {
+        match cleanup(&sc, &ctx, &mut status).await {
             Ok(None) => {
-                remove_finalizer(&api, &sc).await?;
+                remove_finalizer(&api, &*sc).await?;
                 ctx.reset_backoff(&key);
                 ctx.forget_status(&uid);
                 return Ok(Action::await_change());
@@ -74,8 +75,8 @@ pub async fn reconcile(sc: Arc<SendConnector>, ctx: Arc<Context>) -> Result<Acti
             Err(e) => Err(e),
         }
     } else {
-        if !sc.finalizers().iter().any(|f| f == FINALIZER) {
-            add_finalizer(&api, &sc).await?;
+        if !has_finalizer(&*sc) {
+            add_finalizer(&api, &*sc).await?;
         }
         let inputs = stall_inputs(&sc, &ctx).await;
         if let Some(wait) = ctx.held_for(&key, &inputs) {
@@ -90,7 +91,6 @@ pub async fn reconcile(sc: Arc<SendConnector>, ctx: Arc<Context>) -> Result<Acti
         held_inputs = Some(inputs);
         outcome
     };
-
     let (verdict, action) = match outcome {
         Ok((verdict, action)) => {
             // A failed task backs off like an error; anything else starts afresh.
@@ -101,30 +101,18 @@ pub async fn reconcile(sc: Arc<SendConnector>, ctx: Arc<Context>) -> Result<Acti
             (verdict, action)
         }
         Err(e) => {
-            ctx.metrics()
-                .reconcile_failed("SendConnector", e.category());
-            if e.is_retryable() {
-                tracing::debug!(resource = %key, error = %e, "SendConnector reconcile will be retried");
-            } else {
-                tracing::warn!(resource = %key, error = %e, "SendConnector reconcile stalled");
-            }
-            let action = if e.is_retryable() {
-                Action::requeue(ctx.next_backoff(&key))
-            } else {
-                Action::requeue(ctx.config.stalled_retry)
-            };
-            let verdict = match (&e, sc.meta().deletion_timestamp.is_some()) {
-                (_, true)
-                    if !e.is_retryable() || matches!(e, Error::CredentialsSecretMissing { .. }) =>
-                {
-                    Verdict::Stalled {
-                        reason: reasons::DELETION_BLOCKED,
-                        message: format!(
-                            "cannot delete the connector on OVH: {e}; set spec.deletionPolicy: Orphan to let the resource go without touching OVH"
-                        ),
-                    }
+            let action = after_error(&ctx, "SendConnector", &key, &e);
+            let blocked = deleting
+                && (!e.is_retryable() || matches!(e, Error::CredentialsSecretMissing { .. }));
+            let verdict = if blocked {
+                Verdict::Stalled {
+                    reason: reasons::DELETION_BLOCKED,
+                    message: format!(
+                        "cannot delete the connector on OVH: {e}; set spec.deletionPolicy: Orphan to let the resource go without touching OVH"
+                    ),
                 }
-                _ => conditions::verdict_for(&e),
+            } else {
+                conditions::verdict_for(&e)
             };
             (verdict, action)
         }
@@ -132,88 +120,15 @@ pub async fn reconcile(sc: Arc<SendConnector>, ctx: Arc<Context>) -> Result<Acti
     if let Some(inputs) = held_inputs {
         ctx.hold_inputs(&key, inputs);
     }
-    conditions::apply(
-        &mut status.conditions,
-        &verdict,
-        sc.meta().generation,
-        &now(),
-    );
-    status.observed_generation = sc.meta().generation;
-    status.last_handled_reconcile_at = sc
-        .annotations()
-        .get(RECONCILE_REQUESTED_AT_ANNOTATION)
-        .cloned();
-    write_status(&api, &name, old.as_ref(), &status).await?;
-    ctx.remember_status(&uid, &status);
+    report(&ctx, &api, &*sc, old.as_ref(), &mut status, &verdict).await?;
     Ok(action)
 }
 
 #[allow(clippy::needless_pass_by_value)] // the signature kube-runtime calls
 pub fn error_policy(sc: Arc<SendConnector>, error: &Error, ctx: Arc<Context>) -> Action {
-    let key = format!(
-        "{}/SendConnector/{}",
-        sc.namespace().unwrap_or_default(),
-        sc.name_any()
-    );
+    let key = key_of(&*sc);
     tracing::warn!(resource = %key, %error, "SendConnector reconcile failed");
     Action::requeue(ctx.next_backoff(&key))
-}
-
-async fn add_finalizer(api: &Api<SendConnector>, sc: &SendConnector) -> Result<(), Error> {
-    let mut finalizers = sc.finalizers().to_vec();
-    finalizers.push(FINALIZER.to_owned());
-    let patch = serde_json::json!({"metadata": {"finalizers": finalizers, "resourceVersion": sc.resource_version()}});
-    api.patch(
-        &sc.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(&patch),
-    )
-    .await
-    .map_err(|source| Error::Kube {
-        action: "add the finalizer",
-        source,
-    })?;
-    Ok(())
-}
-
-async fn remove_finalizer(api: &Api<SendConnector>, sc: &SendConnector) -> Result<(), Error> {
-    let finalizers: Vec<&String> = sc.finalizers().iter().filter(|f| *f != FINALIZER).collect();
-    let patch = serde_json::json!({"metadata": {"finalizers": finalizers, "resourceVersion": sc.resource_version()}});
-    match api
-        .patch(
-            &sc.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-        Err(source) => Err(Error::Kube {
-            action: "remove the finalizer",
-            source,
-        }),
-    }
-}
-
-async fn publish(
-    ctx: &Context,
-    sc: &SendConnector,
-    type_: EventType,
-    reason: &str,
-    action: &str,
-    note: String,
-) {
-    let event = Event {
-        type_,
-        reason: reason.to_owned(),
-        note: Some(note),
-        action: action.to_owned(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&event, &sc.object_ref(&())).await {
-        tracing::debug!(error = %e, "could not publish an Event");
-    }
 }
 
 fn desired(sc: &SendConnector, password_version: Option<(String, String)>) -> DesiredConnector {
@@ -750,7 +665,6 @@ async fn converge(
 async fn cleanup(
     sc: &SendConnector,
     ctx: &Context,
-    _k8s: &Api<SendConnector>,
     status: &mut SendConnectorStatus,
 ) -> Result<Option<(Verdict, Action)>, Error> {
     let ns = sc.namespace().unwrap_or_default();

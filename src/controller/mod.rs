@@ -7,6 +7,7 @@ mod context;
 mod credentials;
 mod error;
 pub mod leader;
+mod lifecycle;
 mod watches;
 
 pub use context::{Context, ControllerConfig};

@@ -50,27 +50,7 @@ pub async fn run(args: SimulatorArgs) -> anyhow::Result<()> {
     tracing::info!(%addr, "OVH API simulator listening on http://{addr}/1.0");
     tokio::select! {
         result = sim.serve(listener) => result?,
-        () = shutdown_signal() => tracing::info!("OVH API simulator stopping"),
+        () = crate::cli::shutdown_signal() => tracing::info!("OVH API simulator stopping"),
     }
     Ok(())
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        let Ok(mut term) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        else {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }

@@ -1,0 +1,171 @@
+//! What both reconcilers do around their own decisions: the finalizer, Events, what follows a
+//! failed attempt (count, log, back off or hold), and the status report with its kstatus
+//! conditions, written only when it changed.
+use super::conditions::{self, Verdict, now, write_status};
+use super::context::Context;
+use super::error::Error;
+use crate::crd::{
+    Condition, FINALIZER, MailboxBindingStatus, RECONCILE_REQUESTED_AT_ANNOTATION,
+    SendConnectorStatus,
+};
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::{Api, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::fmt::Debug;
+
+/// `namespace/Kind/name`: the key of backoffs, holds and log lines.
+pub fn key_of<K: Resource<DynamicType = ()>>(obj: &K) -> String {
+    format!(
+        "{}/{}/{}",
+        obj.namespace().unwrap_or_default(),
+        K::kind(&()),
+        obj.name_any()
+    )
+}
+
+pub fn has_finalizer<K: Resource>(obj: &K) -> bool {
+    obj.finalizers().iter().any(|f| f == FINALIZER)
+}
+
+/// Sets the finalizers, guarded by the object's resourceVersion (a stale copy gets a
+/// conflict and is retried rather than overwriting someone else's finalizer).
+async fn set_finalizers<K>(
+    api: &Api<K>,
+    obj: &K,
+    finalizers: &[String],
+    action: &'static str,
+) -> Result<(), Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
+{
+    let patch = serde_json::json!({"metadata": {"finalizers": finalizers, "resourceVersion": obj.resource_version()}});
+    match api
+        .patch(
+            &obj.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        // Already gone: nothing left to hold.
+        Err(kube::Error::Api(s)) if s.code == 404 && action == "remove the finalizer" => Ok(()),
+        Err(source) => Err(Error::Kube { action, source }),
+    }
+}
+
+pub async fn add_finalizer<K>(api: &Api<K>, obj: &K) -> Result<(), Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
+{
+    let mut finalizers = obj.finalizers().to_vec();
+    finalizers.push(FINALIZER.to_owned());
+    set_finalizers(api, obj, &finalizers, "add the finalizer").await
+}
+
+pub async fn remove_finalizer<K>(api: &Api<K>, obj: &K) -> Result<(), Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
+{
+    let finalizers: Vec<String> = obj
+        .finalizers()
+        .iter()
+        .filter(|f| *f != FINALIZER)
+        .cloned()
+        .collect();
+    set_finalizers(api, obj, &finalizers, "remove the finalizer").await
+}
+
+/// Publishes an Event about `obj`; a failure to publish is logged, never fatal.
+pub async fn publish<K: Resource<DynamicType = ()>>(
+    ctx: &Context,
+    obj: &K,
+    type_: EventType,
+    reason: &str,
+    action: &str,
+    note: String,
+) {
+    let event = Event {
+        type_,
+        reason: reason.to_owned(),
+        note: Some(note),
+        action: action.to_owned(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
+        tracing::debug!(error = %e, "could not publish an Event");
+    }
+}
+
+/// After a failed attempt: counted, logged, and retried with this resource's backoff when
+/// it may pass by itself, or after the slow safety timer when it cannot.
+pub fn after_error(ctx: &Context, kind: &str, key: &str, e: &Error) -> Action {
+    ctx.metrics().reconcile_failed(kind, e.category());
+    if e.is_retryable() {
+        tracing::debug!(resource = %key, error = %e, "{kind} reconcile will be retried");
+        Action::requeue(ctx.next_backoff(key))
+    } else {
+        tracing::warn!(resource = %key, error = %e, "{kind} reconcile stalled");
+        Action::requeue(ctx.config.stalled_retry)
+    }
+}
+
+/// A status with kstatus conditions and the bookkeeping every report carries.
+pub trait Report: Serialize + PartialEq {
+    fn conditions_mut(&mut self) -> &mut Vec<Condition>;
+    fn set_handled(&mut self, generation: Option<i64>, requested_at: Option<String>);
+}
+
+impl Report for SendConnectorStatus {
+    fn conditions_mut(&mut self) -> &mut Vec<Condition> {
+        &mut self.conditions
+    }
+    fn set_handled(&mut self, generation: Option<i64>, requested_at: Option<String>) {
+        self.observed_generation = generation;
+        self.last_handled_reconcile_at = requested_at;
+    }
+}
+
+impl Report for MailboxBindingStatus {
+    fn conditions_mut(&mut self) -> &mut Vec<Condition> {
+        &mut self.conditions
+    }
+    fn set_handled(&mut self, generation: Option<i64>, requested_at: Option<String>) {
+        self.observed_generation = generation;
+        self.last_handled_reconcile_at = requested_at;
+    }
+}
+
+/// Puts the verdict into the status and writes it (server-side apply on `/status`) unless
+/// it equals `old`; the written status is remembered for the next reconcile.
+pub async fn report<K, S>(
+    ctx: &Context,
+    api: &Api<K>,
+    obj: &K,
+    old: Option<&S>,
+    status: &mut S,
+    verdict: &Verdict,
+) -> Result<(), Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
+    S: Report,
+{
+    conditions::apply(
+        status.conditions_mut(),
+        verdict,
+        obj.meta().generation,
+        &now(),
+    );
+    status.set_handled(
+        obj.meta().generation,
+        obj.annotations()
+            .get(RECONCILE_REQUESTED_AT_ANNOTATION)
+            .cloned(),
+    );
+    write_status(api, &obj.name_any(), old, status).await?;
+    ctx.remember_status(&obj.uid().unwrap_or_default(), status);
+    Ok(())
+}
