@@ -2,7 +2,7 @@
 //! the connector, put back to `0` what it no longer lists, and everything on deletion.
 use super::conditions::{self, Verdict, secret_version};
 use super::context::Context;
-use super::credentials::exchange_client;
+use super::credentials::service_api;
 use super::error::Error;
 use super::lifecycle::{
     add_finalizer, after_error, has_finalizer, key_of, publish, remove_finalizer, report,
@@ -303,17 +303,7 @@ async fn connector_api(
     let connector = ctx
         .connector(&ns, &mb.spec.connector_ref.name)
         .ok_or_else(|| Error::ConnectorMissing(format!("{ns}/{}", mb.spec.connector_ref.name)))?;
-    let exchange = exchange_client(
-        ctx,
-        &ns,
-        connector
-            .spec
-            .credentials_secret_ref
-            .as_ref()
-            .map(|r| r.name.as_str()),
-    )
-    .await?;
-    let api = exchange.service(&connector.spec.organization, connector.service());
+    let api = service_api(ctx, &connector).await?;
     Ok((connector, api))
 }
 

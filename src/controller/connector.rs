@@ -2,7 +2,7 @@
 //! authentication one task at a time, delete it when the resource goes.
 use super::conditions::{self, Verdict, now, secret_version, write_status};
 use super::context::Context;
-use super::credentials::{exchange_client, password};
+use super::credentials::{password, service_api};
 use super::error::Error;
 use super::lifecycle::{
     add_finalizer, after_error, has_finalizer, key_of, publish, remove_finalizer, report,
@@ -423,16 +423,7 @@ async fn converge(
             Action::requeue(ctx.resync()),
         ));
     }
-    let exchange = exchange_client(
-        ctx,
-        &ns,
-        sc.spec
-            .credentials_secret_ref
-            .as_ref()
-            .map(|r| r.name.as_str()),
-    )
-    .await?;
-    let api = exchange.service(&sc.spec.organization, sc.service());
+    let api = service_api(ctx, sc).await?;
     if let Some(done) = poll_task(sc, ctx, &api, status).await? {
         return Ok(done);
     }
@@ -697,16 +688,7 @@ async fn cleanup(
             soon(),
         )));
     }
-    let exchange = exchange_client(
-        ctx,
-        &ns,
-        sc.spec
-            .credentials_secret_ref
-            .as_ref()
-            .map(|r| r.name.as_str()),
-    )
-    .await?;
-    let api = exchange.service(&sc.spec.organization, sc.service());
+    let api = service_api(ctx, sc).await?;
     if let Some(done) = poll_task(sc, ctx, &api, status).await? {
         return Ok(Some(done));
     }

@@ -99,6 +99,22 @@ pub async fn exchange_client(
     Ok(exchange)
 }
 
+/// The OVH API of a connector's Exchange service, with the credentials the connector names
+/// (or the operator's default).
+pub async fn service_api(
+    ctx: &Context,
+    connector: &crate::crd::SendConnector,
+) -> Result<crate::ovh::ExchangeApi, Error> {
+    let namespace = kube::ResourceExt::namespace(connector).unwrap_or_default();
+    let own = connector
+        .spec
+        .credentials_secret_ref
+        .as_ref()
+        .map(|r| r.name.as_str());
+    let exchange = exchange_client(ctx, &namespace, own).await?;
+    Ok(exchange.service(&connector.spec.organization, connector.service()))
+}
+
 /// The relay password and the Secret version it came from.
 pub struct Password {
     pub value: SecretString,
