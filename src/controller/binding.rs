@@ -1,6 +1,7 @@
 //! Reconciling a `MailboxBinding`: point its mailboxes (and the defaults of its domains) at
 //! the connector, put back to `0` what it no longer lists, and everything on deletion.
 use super::conditions::{self, Verdict, secret_version};
+use super::connector::write_span;
 use super::context::Context;
 use super::credentials::service_api;
 use super::error::Error;
@@ -23,6 +24,7 @@ use kube::runtime::events::EventType;
 use kube::{Api, Resource, ResourceExt};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use tracing::Instrument;
 
 /// What a stalled binding depends on: its spec, its connector and the credentials.
 async fn stall_inputs(mb: &MailboxBinding, ctx: &Context) -> String {
@@ -201,7 +203,14 @@ async fn write(
             connector_id,
             previous,
         } => {
-            api.set_account_connector(address, *connector_id).await?;
+            let why = if *connector_id == 0 {
+                format!("detach {address}")
+            } else {
+                format!("attach {address} (from {previous})")
+            };
+            api.set_account_connector(address, *connector_id)
+                .instrument(write_span(&why))
+                .await?;
             let (reason, note) = if *connector_id != 0 && was_bound.contains(address) {
                 (
                     {
@@ -237,7 +246,10 @@ async fn write(
             connector_id,
             previous,
         } => {
-            api.change_default_sbr(domain, *connector_id).await?;
+            let why = format!("default connector of {domain}: {connector_id} (was {previous})");
+            api.change_default_sbr(domain, *connector_id)
+                .instrument(write_span(&why))
+                .await?;
             let (reason, note) = if *connector_id != 0 && was_bound.contains(&domain_key(domain)) {
                 (
                     {

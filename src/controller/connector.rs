@@ -24,6 +24,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Api, Resource, ResourceExt};
 use std::sync::Arc;
+use tracing::Instrument;
 
 type Outcome = Result<(Verdict, Action), Error>;
 
@@ -205,6 +206,11 @@ fn conflicting_owner(sc: &SendConnector, ctx: &Context) -> Option<String> {
             )
         })
         .min()
+}
+
+/// The span OVH writes are made in: the audit line of each write carries its `why`.
+pub(super) fn write_span(why: &str) -> tracing::Span {
+    tracing::info_span!("ovh_write", why = %why)
 }
 
 /// Counts a finished task, timed from when it was recorded.
@@ -527,7 +533,15 @@ async fn converge(
                 ctx.remembered_status(&uid).or_else(|| sc.status.clone());
             write_status(k8s, &sc.name_any(), old.as_ref(), status).await?;
             ctx.remember_status(&uid, status);
-            match api.create_send_connector(&create.body(pw)).await {
+            let why = format!(
+                "no connector named {:?} on the service",
+                create.display_name
+            );
+            match api
+                .create_send_connector(&create.body(pw))
+                .instrument(write_span(&why))
+                .await
+            {
                 Ok(task) => {
                     if let Some(c) = status.creation.as_mut() {
                         c.task_id = Some(task.id);
@@ -579,8 +593,14 @@ async fn converge(
             if adopted {
                 publish(ctx, sc, EventType::Normal, "Adopted", "Adopt", format!("adopted existing OVH connector {id}; deleting this resource with deletionPolicy Delete deletes it")).await;
             }
-            api.update_send_connector(id, &update).await?;
             let fields = update.field_names().join(", ");
+            let why = match cause {
+                Cause::Drift => format!("drift: {fields} changed on OVH"),
+                Cause::Spec => format!("spec: {fields}"),
+            };
+            api.update_send_connector(id, &update)
+                .instrument(write_span(&why))
+                .await?;
             let (reason, note) = match cause {
                 Cause::Drift => (
                     {
@@ -621,6 +641,7 @@ async fn converge(
                     id,
                     &ConnectorStep::change_authentication_body(mechanism, user, pw),
                 )
+                .instrument(write_span(&why))
                 .await?;
             status.pending_task = Some(PendingTask {
                 id: task.id,
@@ -727,7 +748,13 @@ async fn cleanup(
             },
             soon(),
         ))),
-        DeletionStep::Delete { id } => match api.delete_send_connector(id).await {
+        DeletionStep::Delete { id } => match api
+            .delete_send_connector(id)
+            .instrument(write_span(
+                "the resource was deleted with deletionPolicy Delete",
+            ))
+            .await
+        {
             Ok(task) => {
                 status.pending_task = Some(PendingTask {
                     id: task.id,
