@@ -818,3 +818,52 @@ async fn vanished_tasks_answer_not_found() {
         "the object tells the outcome"
     );
 }
+
+#[tokio::test]
+async fn callers_of_one_client_share_a_recent_connector_list_until_a_write() {
+    let sim = simulator().await;
+    let id = create(&api(&classic(&sim)), "relay").await;
+    let client = ExchangeClient::new(classic(&sim));
+    let (first, second) = (client.service(ORG, ORG), client.service(ORG, ORG));
+    sim.sim().reset_counters();
+    let lists = tokio::join!(
+        first.list_send_connectors(),
+        second.list_send_connectors(),
+        first.list_send_connectors()
+    );
+    assert_eq!(
+        (
+            lists.0.unwrap().len(),
+            lists.1.unwrap().len(),
+            lists.2.unwrap().len()
+        ),
+        (1, 1, 1)
+    );
+    assert_eq!(
+        counter(&sim, &format!("GET {P}/sendConnector")),
+        1,
+        "one read served three callers"
+    );
+    // A write through the client: the next list is read again and shows it.
+    second
+        .update_send_connector(
+            id,
+            &SendConnectorUpdate {
+                port: Some(2525),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(first.list_send_connectors().await.unwrap()[0].port, 2525);
+    assert_eq!(counter(&sim, &format!("GET {P}/sendConnector")), 2);
+    // Another service of the same client is read on its own.
+    let other = ExchangeClient::with_shared_reads(classic(&sim), Duration::ZERO).service(ORG, ORG);
+    other.list_send_connectors().await.unwrap();
+    other.list_send_connectors().await.unwrap();
+    assert_eq!(
+        counter(&sim, &format!("GET {P}/sendConnector")),
+        4,
+        "no sharing with a zero lifetime"
+    );
+}

@@ -430,6 +430,12 @@ async fn converge(
         ));
     }
     let api = service_api(ctx, sc).await?;
+    // A reconcile someone asked for (a new reconcile-requested-at) reads OVH afresh.
+    if sc.annotations().get(RECONCILE_REQUESTED_AT_ANNOTATION)
+        != status.last_handled_reconcile_at.as_ref()
+    {
+        api.forget_shared_reads();
+    }
     if let Some(done) = poll_task(sc, ctx, &api, status).await? {
         return Ok(done);
     }

@@ -9,6 +9,7 @@ use super::model::{
     Account, AccountConnectorUpdate, ChangeAuthentication, ChangeDefaultSbr, Domain,
     NewSendConnector, SendConnector, SendConnectorUpdate, Task,
 };
+use super::shared_reads::{self, SharedReads};
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use reqwest::Method;
 use serde::de::DeserializeOwned;
@@ -92,6 +93,7 @@ pub struct ExchangeApi {
     service: String,
     prefix: String,
     features: Arc<ServerFeatures>,
+    shared: Arc<SharedReads>,
 }
 
 /// Batch GETs are sent in chunks of this many keys, like OVH's own control panel.
@@ -105,16 +107,24 @@ struct BatchElement<T> {
 }
 
 impl ExchangeApi {
+    /// Calls on one service; [`ExchangeClient::service`] gives ones that share what was learnt
+    /// about the server and recent connector lists with the client's other services.
     pub fn new(client: OvhClient, organization: &str, service: &str) -> Self {
-        Self::with_features(client, organization, service, Arc::default())
+        Self::sharing(
+            client,
+            organization,
+            service,
+            Arc::default(),
+            Arc::default(),
+        )
     }
 
-    /// Shares what was learnt about the server between services of one client.
-    pub fn with_features(
+    fn sharing(
         client: OvhClient,
         organization: &str,
         service: &str,
         features: Arc<ServerFeatures>,
+        shared: Arc<SharedReads>,
     ) -> Self {
         let prefix = format!(
             "/email/exchange/{}/service/{}",
@@ -127,7 +137,13 @@ impl ExchangeApi {
             service: service.to_owned(),
             prefix,
             features,
+            shared,
         }
+    }
+
+    /// The key of this service's shared reads.
+    fn shared_key(&self) -> String {
+        self.prefix.clone()
     }
 
     pub fn organization(&self) -> &str {
@@ -166,14 +182,38 @@ impl ExchangeApi {
             .await
     }
 
-    /// Every connector of the service, in as few requests as the server allows.
+    /// Every connector of the service, in as few requests as the server allows; a list read
+    /// moments ago by another caller of this client serves (see [`SharedReads`]).
     pub async fn list_send_connectors(&self) -> Result<Vec<SendConnector>, OvhError> {
+        self.shared
+            .connectors(&self.shared_key(), || self.read_send_connectors())
+            .await
+    }
+
+    /// The next [`ExchangeApi::list_send_connectors`] reads OVH, whatever was read moments ago
+    /// (for a reconcile someone asked for).
+    pub fn forget_shared_reads(&self) {
+        self.shared.invalidate(&self.shared_key());
+    }
+
+    async fn read_send_connectors(&self) -> Result<Vec<SendConnector>, OvhError> {
         let call = self.call(Method::GET, routes::SEND_CONNECTORS, "/sendConnector");
         if let Some(all) = self.expanded_list::<SendConnector>(&call, None).await? {
             return Ok(all);
         }
         let ids = self.list_send_connector_ids().await?;
         self.get_send_connectors(&ids).await
+    }
+
+    /// A connector write: whatever its outcome (an answer may be lost after OVH applied it),
+    /// the next list is read afresh.
+    async fn connector_write<T>(&self, call: &Call) -> Result<T, OvhError>
+    where
+        T: DeserializeOwned,
+    {
+        let result = self.client.call(call).await;
+        self.shared.invalidate(&self.shared_key());
+        result
     }
 
     /// The connectors with these ids; ids that no longer exist are left out.
@@ -199,7 +239,7 @@ impl ExchangeApi {
         let call = self
             .call(Method::POST, routes::SEND_CONNECTORS, "/sendConnector")
             .json_body(body)?;
-        self.client.call(&call).await
+        self.connector_write(&call).await
     }
 
     /// `PUT P/sendConnector/{id}` with the writable fields to change.
@@ -215,21 +255,19 @@ impl ExchangeApi {
                 &format!("/sendConnector/{id}"),
             )
             .json_body(body)?;
-        self.client
-            .call::<Option<serde_json::Value>>(&call)
+        self.connector_write::<Option<serde_json::Value>>(&call)
             .await
             .map(drop)
     }
 
     /// `DELETE P/sendConnector/{id}`: the `deleteSendConnector` task.
     pub async fn delete_send_connector(&self, id: i64) -> Result<Task, OvhError> {
-        self.client
-            .call(&self.call(
-                Method::DELETE,
-                routes::SEND_CONNECTOR,
-                &format!("/sendConnector/{id}"),
-            ))
-            .await
+        self.connector_write(&self.call(
+            Method::DELETE,
+            routes::SEND_CONNECTOR,
+            &format!("/sendConnector/{id}"),
+        ))
+        .await
     }
 
     /// `POST P/sendConnector/{id}/changeAuthentication`.
@@ -245,7 +283,7 @@ impl ExchangeApi {
                 &format!("/sendConnector/{id}/changeAuthentication"),
             )
             .json_body(body)?;
-        self.client.call(&call).await
+        self.connector_write(&call).await
     }
 
     // ---- accounts --------------------------------------------------------------------
@@ -549,22 +587,30 @@ impl ExchangeApi {
 pub struct ExchangeClient {
     client: OvhClient,
     features: Arc<ServerFeatures>,
+    shared: Arc<SharedReads>,
 }
 
 impl ExchangeClient {
     pub fn new(client: OvhClient) -> Self {
+        Self::with_shared_reads(client, shared_reads::DEFAULT_TTL)
+    }
+
+    /// A client whose connector lists serve other callers for `ttl` (zero: never).
+    pub fn with_shared_reads(client: OvhClient, ttl: std::time::Duration) -> Self {
         Self {
             client,
             features: Arc::default(),
+            shared: Arc::new(SharedReads::new(ttl)),
         }
     }
 
     pub fn service(&self, organization: &str, service: &str) -> ExchangeApi {
-        ExchangeApi::with_features(
+        ExchangeApi::sharing(
             self.client.clone(),
             organization,
             service,
             self.features.clone(),
+            self.shared.clone(),
         )
     }
 

@@ -14,6 +14,7 @@ pub mod client;
 pub mod error;
 pub mod exchange;
 pub mod retry;
+pub mod shared_reads;
 
 pub use budget::{Budget, BudgetRegistry, BudgetSettings};
 pub use client::{ClientOptions, OvhClient};
