@@ -81,11 +81,6 @@ pub async fn reconcile(mb: Arc<MailboxBinding>, ctx: Arc<Context>) -> Result<Act
             return Ok(Action::requeue(wait));
         }
         let outcome = converge(&mb, &ctx, &mut status).await;
-        if let Err(e) = &outcome {
-            if !e.is_retryable() {
-                ctx.hold(&key, ctx.config.stalled_retry);
-            }
-        }
         held_inputs = Some(inputs);
         outcome
     };

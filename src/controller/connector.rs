@@ -84,11 +84,6 @@ pub async fn reconcile(sc: Arc<SendConnector>, ctx: Arc<Context>) -> Result<Acti
             return Ok(Action::requeue(wait));
         }
         let outcome = converge(&sc, &ctx, &api, &mut status).await;
-        if let Err(e) = &outcome {
-            if !e.is_retryable() {
-                ctx.hold(&key, ctx.config.stalled_retry);
-            }
-        }
         held_inputs = Some(inputs);
         outcome
     };

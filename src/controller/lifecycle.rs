@@ -100,8 +100,8 @@ pub async fn publish<K: Resource<DynamicType = ()>>(
     }
 }
 
-/// After a failed attempt: counted, logged, and retried with this resource's backoff when
-/// it may pass by itself, or after the slow safety timer when it cannot.
+/// After a failed attempt: counted, logged, and held (see [`Context::held_for`]) for this
+/// resource's backoff when it may pass by itself, or for the slow safety timer when it cannot.
 pub fn after_error(ctx: &Context, kind: &str, key: &str, e: &Error) -> Action {
     ctx.metrics().reconcile_failed(kind, e.category());
     if e.is_retryable() {
@@ -109,6 +109,7 @@ pub fn after_error(ctx: &Context, kind: &str, key: &str, e: &Error) -> Action {
         Action::requeue(ctx.next_backoff(key))
     } else {
         tracing::warn!(resource = %key, error = %e, "{kind} reconcile stalled");
+        ctx.hold(key, ctx.config.stalled_retry);
         Action::requeue(ctx.config.stalled_retry)
     }
 }
