@@ -29,10 +29,6 @@ async fn ready_connector(h: &Harness, name: &str) -> i64 {
     sc["status"]["connectorId"].as_i64().unwrap()
 }
 
-fn count(h: &Harness, method: &str, route: &str) -> u64 {
-    h.counter(&format!("{method} {P}{route}"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spec_change_is_one_put_of_the_changed_fields() {
     let h = Harness::start(HOUR).await;
@@ -42,7 +38,7 @@ async fn a_spec_change_is_one_put_of_the_changed_fields() {
         .await;
     h.wait_ready::<SendConnector>("relay").await;
     h.wait_ovh_settled().await;
-    assert_eq!(count(&h, "PUT", "/sendConnector/{id}"), 1);
+    assert_eq!(h.count("PUT", "/sendConnector/{id}"), 1);
     assert_eq!(h.ovh_writes(), 1, "nothing but the PUT");
     let c = h.sim.sim().connector(ORG, ORG, id).unwrap();
     assert_eq!(
@@ -73,7 +69,7 @@ async fn authentication_and_password_changes_are_one_change_authentication_each(
     h.wait_ready::<SendConnector>("relay").await;
     h.wait_ovh_settled().await;
     assert_eq!(
-        count(&h, "POST", "/sendConnector/{id}/changeAuthentication"),
+        h.count("POST", "/sendConnector/{id}/changeAuthentication"),
         1
     );
     assert_eq!(h.ovh_writes(), 1);
@@ -93,7 +89,7 @@ async fn authentication_and_password_changes_are_one_change_authentication_each(
     let sc = h.wait_ready::<SendConnector>("relay").await;
     h.wait_ovh_settled().await;
     assert_eq!(
-        count(&h, "POST", "/sendConnector/{id}/changeAuthentication"),
+        h.count("POST", "/sendConnector/{id}/changeAuthentication"),
         1
     );
     assert_eq!(h.ovh_writes(), 1);
@@ -184,7 +180,7 @@ async fn a_restart_with_nothing_changed_writes_nothing() {
     wait_for(
         "reconciles after the restart",
         Duration::from_secs(20),
-        || count(&h, "GET", "/sendConnector") >= 3 && count(&h, "GET", "/account") >= 3,
+        || h.count("GET", "/sendConnector") >= 3 && h.count("GET", "/account") >= 3,
     )
     .await;
     // ...and nothing is written, neither to OVH nor to Kubernetes.
@@ -218,13 +214,9 @@ async fn a_lost_create_answer_and_a_restart_still_make_one_connector() {
     let on_ovh = h.sim.sim().connectors(ORG, ORG);
     assert_eq!(on_ovh.len(), 1, "exactly one connector");
     assert_eq!(sc["status"]["connectorId"], on_ovh[0]["id"]);
+    assert_eq!(h.count("POST", "/sendConnector"), 1, "never created twice");
     assert_eq!(
-        count(&h, "POST", "/sendConnector"),
-        1,
-        "never created twice"
-    );
-    assert_eq!(
-        count(&h, "POST", "/sendConnector/{id}/changeAuthentication"),
+        h.count("POST", "/sendConnector/{id}/changeAuthentication"),
         0,
         "the lost POST carried the password: {:?} {:#}",
         h.events_for("relay"),
@@ -277,10 +269,10 @@ async fn an_existing_connector_is_adopted_not_duplicated() {
     let sc = h.wait_ready::<SendConnector>("relay").await;
     assert_eq!(sc["status"]["connectorId"], existing);
     assert_eq!(h.sim.sim().connectors(ORG, ORG).len(), 1);
-    assert_eq!(count(&h, "POST", "/sendConnector"), 0);
+    assert_eq!(h.count("POST", "/sendConnector"), 0);
     // The password is write-only on OVH: it is set once, from the Secret.
     assert_eq!(
-        count(&h, "POST", "/sendConnector/{id}/changeAuthentication"),
+        h.count("POST", "/sendConnector/{id}/changeAuthentication"),
         1
     );
     assert_eq!(
@@ -347,9 +339,9 @@ async fn two_claims_on_one_connector_or_mailbox_leave_the_second_in_conflict() {
         mb["status"]
     );
     // Several resyncs later the mailbox still sends through the first binding's connector.
-    let lists = count(&h, "GET", "/account");
+    let lists = h.count("GET", "/account");
     wait_for("resyncs", Duration::from_secs(20), || {
-        count(&h, "GET", "/account") >= lists + 4
+        h.count("GET", "/account") >= lists + 4
     })
     .await;
     assert_eq!(
@@ -401,7 +393,7 @@ async fn paused_resources_write_nothing_and_a_requested_reconcile_is_echoed() {
     assert_eq!(h.sim.sim().connector(ORG, ORG, id).unwrap()["port"], 2525);
 
     // A new request value makes a reconcile happen now (OVH is read again) and is echoed.
-    let reads = count(&h, "GET", "/sendConnector");
+    let reads = h.count("GET", "/sendConnector");
     h.patch_connector(
         "relay",
         json!({"metadata": {"annotations": {"sendconnector.io/reconcile-requested-at": "second"}}}),
@@ -411,7 +403,7 @@ async fn paused_resources_write_nothing_and_a_requested_reconcile_is_echoed() {
         h.object::<SendConnector>("relay")["status"]["lastHandledReconcileAt"] == "second"
     })
     .await;
-    assert!(count(&h, "GET", "/sendConnector") > reads);
+    assert!(h.count("GET", "/sendConnector") > reads);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -15,10 +15,6 @@ use std::time::Duration;
 
 const HOUR: Duration = Duration::from_secs(3600);
 
-fn count(h: &Harness, method: &str, route: &str) -> u64 {
-    h.counter(&format!("{method} {P}{route}"))
-}
-
 fn ready_message(obj: &Value) -> String {
     obj["status"]["conditions"]
         .as_array()
@@ -80,7 +76,7 @@ async fn deletion_puts_mailboxes_back_then_deletes_the_connector_once_unused() {
         ready_message(&sc)
     );
     assert_eq!(h.sim.sim().connectors(ORG, ORG).len(), 1);
-    assert_eq!(count(&h, "DELETE", "/sendConnector/{id}"), 0);
+    assert_eq!(h.count("DELETE", "/sendConnector/{id}"), 0);
 
     // The binding goes first, putting everything back to 0.
     h.bindings()
@@ -103,7 +99,7 @@ async fn deletion_puts_mailboxes_back_then_deletes_the_connector_once_unused() {
     // Then the connector: one DELETE, its task followed to the end, then the finalizer goes.
     gone::<SendConnector>(&h, "relay").await;
     assert!(h.sim.sim().connector(ORG, ORG, id).is_none());
-    assert_eq!(count(&h, "DELETE", "/sendConnector/{id}"), 1);
+    assert_eq!(h.count("DELETE", "/sendConnector/{id}"), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -158,7 +154,7 @@ async fn the_finalizer_stays_until_ovh_confirms_the_delete() {
         .await
         .unwrap();
     wait_for("several refused deletes", Duration::from_secs(30), || {
-        count(&h, "DELETE", "/sendConnector/{id}") >= 4
+        h.count("DELETE", "/sendConnector/{id}") >= 4
     })
     .await;
     let sc = h.object::<SendConnector>("relay");
@@ -241,18 +237,18 @@ async fn a_refused_call_stalls_without_a_hot_loop() {
         message.contains("This call has not been granted") && message.contains("X-Ovh-QueryID"),
         "{message}"
     );
-    let posts = count(&h, "POST", "/sendConnector");
+    let posts = h.count("POST", "/sendConnector");
     // A healthy pair goes through many resyncs meanwhile; the stalled one does not retry.
     bound_pair(&h).await;
-    let reads = count(&h, "GET", "/account");
+    let reads = h.count("GET", "/account");
     wait_for(
         "resyncs of the healthy binding",
         Duration::from_secs(20),
-        || count(&h, "GET", "/account") >= reads + 4,
+        || h.count("GET", "/account") >= reads + 4,
     )
     .await;
     assert_eq!(
-        count(&h, "POST", "/sendConnector"),
+        h.count("POST", "/sendConnector"),
         posts + 1,
         "only the healthy connector's create"
     );

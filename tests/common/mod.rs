@@ -182,6 +182,11 @@ impl Harness {
             .unwrap_or(Value::Null)
     }
 
+    /// Requests the simulator received on one route of the service, e.g. `("PUT", "/sendConnector/{id}")`.
+    pub fn count(&self, method: &str, route: &str) -> u64 {
+        self.counter(&format!("{method} {P}{route}"))
+    }
+
     pub fn counter(&self, key: &str) -> u64 {
         self.sim.sim().counters().get(key).copied().unwrap_or(0)
     }
