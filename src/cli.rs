@@ -40,7 +40,7 @@ pub enum Command {
     /// Print both CRDs as YAML (the only source of `crds/crds.yaml`).
     Crds,
     /// Run a local simulator of the OVHcloud Exchange API (for tests, demos and pipelines).
-    Simulator(crate::simulator::SimulatorArgs),
+    Simulator(crate::simulator_cli::SimulatorArgs),
     /// Run the controller without a cluster on the manifests of a directory, against the
     /// embedded OVH simulator (or `--ovh-endpoint`), and print where every resource ends up.
     Local(crate::local::LocalArgs),

@@ -1,6 +1,6 @@
 use clap::Parser;
 use sendconnector_operator::cli::{Cli, Command, RunArgs};
-use sendconnector_operator::{controller, crd, local, simulator, telemetry};
+use sendconnector_operator::{controller, crd, local, simulator_cli, telemetry};
 
 #[tokio::main]
 async fn main() {
@@ -10,7 +10,7 @@ async fn main() {
         Command::Crds => crd::crds_yaml()
             .map(|yaml| print!("{yaml}"))
             .map_err(anyhow::Error::from),
-        Command::Simulator(args) => simulator::run(args).await,
+        Command::Simulator(args) => simulator_cli::run(args).await,
         Command::Run(args) => run(args).await,
         Command::VerifyHeader(args) => {
             std::process::exit(sendconnector_operator::verify_header::run(&args).await)

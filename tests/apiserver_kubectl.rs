@@ -9,7 +9,7 @@ use std::time::Duration;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::ApiResource;
 use kube::{CustomResourceExt, Resource};
-use sendconnector_operator::apiserver::{ApiServer, table};
+use memory_apiserver::{ApiServer, table};
 use sendconnector_operator::crd::{MailboxBinding, SendConnector, crds};
 use serde_json::{Value, json};
 use tempfile::TempDir;

@@ -4,7 +4,7 @@
 
 use kube::api::{Api, PostParams};
 use kube::core::ApiResource;
-use sendconnector_operator::apiserver::ApiServer;
+use memory_apiserver::ApiServer;
 use sendconnector_operator::crd::{self, SendConnector};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};

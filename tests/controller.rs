@@ -98,7 +98,7 @@ async fn a_new_connector_and_binding_converge_once_and_then_stay_quiet() {
     // The printer columns (kubectl shows their names upper-cased) carry the status.
     let crds = sendconnector_operator::crd::crds();
     let cells = |crd: usize, obj: &Value| -> std::collections::BTreeMap<String, String> {
-        sendconnector_operator::apiserver::table::printer_cells(&crds[crd], obj)
+        memory_apiserver::table::printer_cells(&crds[crd], obj)
             .into_iter()
             .collect()
     };

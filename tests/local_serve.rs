@@ -3,7 +3,7 @@
 //! columns), delete, while the OVH side is a simulator the test can look into.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use sendconnector_operator::simulator::{Seed, Simulator, SimulatorConfig};
+use ovh_simulator::{Seed, Simulator, SimulatorConfig};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};

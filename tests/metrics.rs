@@ -6,8 +6,8 @@ mod common;
 
 use common::*;
 use kube::api::PostParams;
+use ovh_simulator::{FaultKind, FaultRule, Faults};
 use sendconnector_operator::crd::SendConnector;
-use sendconnector_operator::simulator::{FaultKind, FaultRule, Faults};
 use sendconnector_operator::telemetry::{Telemetry, health};
 use serde_json::json;
 use std::time::{Duration, Instant};

@@ -2,6 +2,9 @@
 //! bulk reads and their fallbacks, retries, the clock offset, OAuth2 and error classification.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use ovh_simulator::{
+    FaultKind, FaultRule, Faults, RunningSimulator, Seed, Simulator, SimulatorConfig,
+};
 use sendconnector_operator::ovh::model::{
     AuthMechanism, ChangeAuthentication, NewSendConnector, SendConnectorUpdate, TaskStatus,
 };
@@ -9,9 +12,6 @@ use sendconnector_operator::ovh::retry::RetryPolicy;
 use sendconnector_operator::ovh::{
     Budget, BudgetSettings, ClientOptions, Credentials, ExchangeApi, ExchangeClient, OvhClient,
     OvhError,
-};
-use sendconnector_operator::simulator::{
-    FaultKind, FaultRule, Faults, RunningSimulator, Seed, Simulator, SimulatorConfig,
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;

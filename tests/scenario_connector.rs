@@ -6,12 +6,12 @@ mod common;
 
 use common::*;
 use kube::api::PostParams;
+use ovh_simulator::{FaultKind, FaultRule, Faults};
 use sendconnector_operator::crd::{MailboxBinding, SendConnector};
 use sendconnector_operator::ovh::model::{AuthMechanism, NewSendConnector};
 use sendconnector_operator::ovh::{
     Budget, BudgetSettings, ClientOptions, Credentials, ExchangeClient, OvhClient,
 };
-use sendconnector_operator::simulator::{FaultKind, FaultRule, Faults};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::sync::Arc;

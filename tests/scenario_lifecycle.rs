@@ -8,8 +8,8 @@ mod common;
 use common::*;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DeleteParams, PostParams};
+use ovh_simulator::{FaultKind, FaultRule, Faults};
 use sendconnector_operator::crd::{MailboxBinding, SendConnector};
-use sendconnector_operator::simulator::{FaultKind, FaultRule, Faults};
 use serde_json::{Value, json};
 use std::time::Duration;
 

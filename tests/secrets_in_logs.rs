@@ -4,12 +4,10 @@
 //! One test in its own binary, so the global log subscriber it installs sees only this test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use ovh_simulator::{FaultKind, FaultRule, Faults, Seed, Simulator, SimulatorConfig};
 use sendconnector_operator::ovh::model::{AuthMechanism, ChangeAuthentication, NewSendConnector};
 use sendconnector_operator::ovh::{
     Budget, BudgetSettings, ClientOptions, Credentials, ExchangeClient, OvhClient,
-};
-use sendconnector_operator::simulator::{
-    FaultKind, FaultRule, Faults, Seed, Simulator, SimulatorConfig,
 };
 use std::collections::BTreeMap;
 use std::io::Write;

@@ -435,7 +435,7 @@ fn exactly_one_relay_flag() {
 async fn the_connector_is_read_from_the_cluster() {
     use kube::api::{Api, PostParams};
     use sendconnector_operator::crd::SendConnector;
-    let server = sendconnector_operator::apiserver::ApiServer::new();
+    let server = memory_apiserver::ApiServer::new();
     for crd in sendconnector_operator::crd::crds() {
         server.register_crd(&crd);
     }

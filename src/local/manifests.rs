@@ -1,6 +1,6 @@
 //! Reading a directory of manifests: Kubernetes objects (multi-document YAML or JSON), and a
 //! simulator seed if one lies among them.
-use crate::simulator::Seed;
+use ovh_simulator::Seed;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 

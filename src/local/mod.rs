@@ -8,15 +8,15 @@ mod report;
 pub use manifests::{Manifests, load};
 pub use report::{Outcome, outcome};
 
-use crate::apiserver::ApiServer;
 use crate::controller::{self, ControllerConfig};
 use crate::crd::{self, MailboxBinding, SendConnector};
 use crate::ovh::{BudgetSettings, Credentials, Endpoint};
-use crate::simulator::{RunningSimulator, Seed, Simulator, SimulatorConfig};
 use anyhow::Context as _;
 use base64::Engine;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
+use memory_apiserver::ApiServer;
+use ovh_simulator::{RunningSimulator, Seed, Simulator, SimulatorConfig};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

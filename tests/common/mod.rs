@@ -5,12 +5,12 @@
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PostParams};
 use kube::core::ApiResource;
-use sendconnector_operator::apiserver::ApiServer;
+use memory_apiserver::ApiServer;
+use ovh_simulator::{RunningSimulator, Seed, Simulator, SimulatorConfig};
 use sendconnector_operator::controller::{self, ControllerConfig};
 use sendconnector_operator::crd::{self, MailboxBinding, SendConnector};
 use sendconnector_operator::ovh::retry::RetryPolicy;
 use sendconnector_operator::ovh::{BudgetSettings, ClientOptions};
-use sendconnector_operator::simulator::{RunningSimulator, Seed, Simulator, SimulatorConfig};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 

@@ -1,6 +1,6 @@
 //! The `simulator` subcommand: serve the simulated OVH API until Ctrl-C or SIGTERM.
-use super::{Seed, Settings, Simulator, SimulatorConfig};
 use anyhow::Context;
+use ovh_simulator::{Seed, Settings, Simulator, SimulatorConfig};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 

@@ -6,8 +6,8 @@
 use super::errors::ApiError;
 use super::seed::{AccessRule, ClassicCredential, OAuth2Credential, SeedCredential};
 use super::settings::{Settings, StaleTimestampError};
-use crate::ovh::SecretString;
-use crate::ovh::signing::{signature, signatures_equal};
+use crate::secret::SecretString;
+use crate::signing::{signature, signatures_equal};
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 use std::collections::HashMap;

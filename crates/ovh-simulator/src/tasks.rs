@@ -159,11 +159,11 @@ fn settle(object: &mut Object, task: &TaskRecord) {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use crate::simulator::store::{Connector, into_object};
+    use crate::store::{Connector, into_object};
 
     fn store_with_connector() -> Store {
         let mut store = Store::from_seed(
-            &[crate::simulator::seed::SeedService {
+            &[crate::seed::SeedService {
                 organization: "o".into(),
                 service: None,
                 domains: vec!["d.ovh".into()],

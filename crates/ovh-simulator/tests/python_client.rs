@@ -2,7 +2,7 @@
 //! drives the simulator: if the official client is satisfied, the simulator speaks OVH.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use sendconnector_operator::simulator::{Seed, Simulator, SimulatorConfig};
+use ovh_simulator::{Seed, Simulator, SimulatorConfig};
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -28,7 +28,7 @@ tasks: {todoSeconds: 0.05, doingSeconds: 0.1}
 
 fn python() -> PathBuf {
     let path = std::env::var_os("SENDCONNECTOR_TEST_PYTHON").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".tools/venv/bin/python"),
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.tools/venv/bin/python"),
         PathBuf::from,
     );
     assert!(

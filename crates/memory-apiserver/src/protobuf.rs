@@ -331,7 +331,7 @@ impl<'a> Iterator for Fields<'a> {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use crate::apiserver::resources::Registry;
+    use crate::resources::Registry;
 
     fn varint(mut value: u64, out: &mut Vec<u8>) {
         loop {

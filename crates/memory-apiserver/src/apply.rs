@@ -228,7 +228,7 @@ fn remove_path(object: &mut Value, path: &[String]) {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use crate::apiserver::resources::Registry;
+    use crate::resources::Registry;
 
     fn kind() -> ResourceKind {
         let mut kind = Registry::default()

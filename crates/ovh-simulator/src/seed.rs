@@ -1,6 +1,6 @@
 //! The seed YAML: credentials the simulator accepts, the Exchange services it hosts (with
 //! their domains and mailboxes) and the task timings.
-use crate::ovh::SecretString;
+use crate::secret::SecretString;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, thiserror::Error)]

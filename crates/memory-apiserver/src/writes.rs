@@ -549,8 +549,8 @@ fn parse_patch_body(patch_kind: PatchKind, body: &[u8]) -> Result<Value, ApiErro
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use crate::apiserver::resources::Registry;
-    use crate::apiserver::store::Store;
+    use crate::resources::Registry;
+    use crate::store::Store;
 
     fn state() -> State {
         State {

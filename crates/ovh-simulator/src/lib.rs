@@ -15,22 +15,24 @@
 mod admin;
 mod api;
 mod auth;
-pub mod cli;
 mod errors;
 mod exchange;
 mod faults;
 mod listing;
 mod routes;
 mod schema;
+mod secret;
 pub mod seed;
 mod server;
 pub mod settings;
+mod signing;
 mod store;
 mod tasks;
 
-pub use cli::{SimulatorArgs, run};
+pub use secret::SecretString;
 pub use seed::{Seed, SeedError};
 pub use settings::{FaultKind, FaultRule, Faults, Settings, StaleTimestampError};
+pub use signing::signature;
 
 use auth::{Credentials, Token};
 use serde_json::Value;

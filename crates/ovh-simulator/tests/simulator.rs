@@ -2,10 +2,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)]
 
 use reqwest::{Method, StatusCode};
-use sendconnector_operator::ovh::signing::signature;
-use sendconnector_operator::simulator::{
+
+use ovh_simulator::{
     FaultKind, FaultRule, Faults, RunningSimulator, Seed, Settings, Simulator, SimulatorConfig,
-    StaleTimestampError,
+    StaleTimestampError, signature,
 };
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};

@@ -20,8 +20,8 @@ use kube::runtime::events::{Event as RecordedEvent, EventType, Recorder, Reporte
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::runtime::{Controller, watcher};
 use kube::{CustomResource, CustomResourceExt, Resource, ResourceExt};
+use memory_apiserver::{ApiServer, Config};
 use schemars::JsonSchema;
-use sendconnector_operator::apiserver::{ApiServer, Config};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::mpsc;
