@@ -384,8 +384,17 @@ async fn converge(
     let (connector, api) = connector_api(mb, ctx).await?;
     let connector_id = match connector.status.as_ref().and_then(|s| s.connector_id) {
         Some(id) => id,
-        // A dry run plans against the connector its own plan creates.
-        None if ctx.config.dry_run => NEW_CONNECTOR,
+        // A dry run plans against the connector its own plan creates, once that plan is made
+        // (before, the connector may turn out to exist already).
+        None if ctx.config.dry_run
+            && connector.status.as_ref().is_some_and(|s| {
+                s.plan
+                    .iter()
+                    .any(|c| c.method == "POST" && c.path.ends_with("/sendConnector"))
+            }) =>
+        {
+            NEW_CONNECTOR
+        }
         None => return Err(Error::ConnectorNotReady(connector.name_any())),
     };
     let conflicts = conflicts(mb, ctx, &connector);

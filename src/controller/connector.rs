@@ -9,21 +9,23 @@ use super::lifecycle::{
 };
 use super::soon;
 use crate::crd::{
-    AppliedAuthentication, AppliedSecret, CreationIntent, DeletionPolicy, LastTask, PendingTask,
-    PlannedCall, RECONCILE_REQUESTED_AT_ANNOTATION, SendConnector, SendConnectorStatus,
-    find_condition, reasons, types,
+    AppliedAuthentication, AppliedSecret, CreationIntent, DeletionPolicy, ExchangeServiceRef,
+    LastTask, PendingTask, PlannedCall, RECONCILE_REQUESTED_AT_ANNOTATION, SendConnector,
+    SendConnectorStatus, find_condition, reasons, types,
 };
 use crate::ovh::model::{AuthMechanism, TaskStatus};
 use crate::ovh::{ExchangeApi, OvhError};
 use crate::reconcile::connector::{
-    AppliedAuth, Cause, ConnectorMemory, ConnectorStep, DeletionStep, DesiredAuth,
-    DesiredConnector, ObservedConnectors, SecretVersion, plan, plan_deletion,
+    AppliedAuth, Cause, ConnectorMemory, ConnectorStep, CreationMemory, CreationProgress,
+    DeletionStep, DesiredAuth, DesiredConnector, ObservedConnectors, SecretVersion, plan,
+    plan_deletion,
 };
 use crate::reconcile::dry_run::connector_calls;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Api, Resource, ResourceExt};
 use std::sync::Arc;
+use std::time::Duration;
 use tracing::Instrument;
 
 type Outcome = Result<(Verdict, Action), Error>;
@@ -149,7 +151,41 @@ fn desired(sc: &SendConnector, password_version: Option<(String, String)>) -> De
     }
 }
 
-fn memory(sc: &SendConnector, status: &SendConnectorStatus) -> ConnectorMemory {
+/// How long after its creation task ended OVH is assumed to need, at most, to list the new
+/// connector. Until then a connector that is not listed is waited for, never created again.
+const LISTING_GRACE: Duration = Duration::from_secs(30);
+
+/// Whether `at` is more than `span` ago.
+fn older_than(at: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time, span: Duration) -> bool {
+    let span = jiff::SignedDuration::try_from(span).unwrap_or(jiff::SignedDuration::MAX);
+    jiff::Timestamp::now().duration_since(at.0) > span
+}
+
+/// Where this resource's own create stands. `settle`: how long a request may take before it
+/// is applied or abandoned (the client's request timeout).
+fn creation_memory(status: &SendConnectorStatus, settle: Duration) -> Option<CreationMemory> {
+    let intent = status.creation.as_ref()?;
+    let done_at = status
+        .last_task
+        .as_ref()
+        .filter(|t| Some(t.id) == intent.task_id && t.status == TaskStatus::Done.as_str())
+        .and_then(|t| t.finished_at.as_ref());
+    let progress = match (done_at, intent.task_id) {
+        (Some(at), _) => CreationProgress::Done {
+            grace_over: older_than(at, LISTING_GRACE),
+        },
+        // OVH answered with a task whose end could not be read: nothing is on its way.
+        (None, Some(_)) => CreationProgress::Settled,
+        (None, None) if older_than(&intent.requested_at, settle) => CreationProgress::Settled,
+        (None, None) => CreationProgress::Unsettled,
+    };
+    Some(CreationMemory {
+        display_name: intent.display_name.clone(),
+        progress,
+    })
+}
+
+fn memory(sc: &SendConnector, status: &SendConnectorStatus, settle: Duration) -> ConnectorMemory {
     let ready = find_condition(&status.conditions, types::READY).filter(|c| c.is_true());
     ConnectorMemory {
         connector_id: status.connector_id,
@@ -162,11 +198,43 @@ fn memory(sc: &SendConnector, status: &SendConnectorStatus) -> ConnectorMemory {
                 resource_version: s.resource_version.clone(),
             }),
         }),
-        creation_requested: status.creation.is_some(),
+        creation: creation_memory(status, settle),
         converged_generation: ready
             .and_then(|c| c.observed_generation)
             .filter(|g| Some(*g) == sc.meta().generation),
     }
+}
+
+/// The connector `id` on OVH is this resource's from now on: remembered by id, under the
+/// service it was found on, and no create of its own is outstanding any more.
+fn hold_connector(sc: &SendConnector, status: &mut SendConnectorStatus, id: i64) {
+    status.connector_id = Some(id);
+    status.creation = None;
+    status.exchange_service = Some(spec_service(sc));
+}
+
+fn spec_service(sc: &SendConnector) -> ExchangeServiceRef {
+    ExchangeServiceRef {
+        organization: sc.spec.organization.clone(),
+        service: sc.service().to_owned(),
+    }
+}
+
+/// A spec naming another Exchange service than the one this resource's connector lives on:
+/// acting on it would create a second connector and leak the first, so nothing is done.
+fn moved_service(sc: &SendConnector, status: &SendConnectorStatus) -> Option<String> {
+    let recorded = status.exchange_service.as_ref()?;
+    let field = if recorded.organization != sc.spec.organization {
+        ("spec.organization", sc.spec.organization.as_str())
+    } else if recorded.service != sc.service() {
+        ("spec.service", sc.service())
+    } else {
+        return None;
+    };
+    Some(format!(
+        "{} is {:?}, but this resource's connector was created under organization {:?}, service {:?}; put {} back, or delete the resource and create a new one to move the connector",
+        field.0, field.1, recorded.organization, recorded.service, field.0
+    ))
 }
 
 fn applied(desired: &DesiredAuth, key: Option<&str>) -> AppliedAuthentication {
@@ -182,17 +250,39 @@ fn applied(desired: &DesiredAuth, key: Option<&str>) -> AppliedAuthentication {
     }
 }
 
-/// Another resource that claims the same (organization, service, displayName) first.
-fn conflicting_owner(sc: &SendConnector, ctx: &Context) -> Option<String> {
+/// Another resource that claims the same (organization, service, displayName) first. A
+/// resource that already holds the connector (an id, or a create of its own in flight)
+/// keeps it; between resources alike, the older wins. Nobody flip-flops.
+fn conflicting_owner(
+    sc: &SendConnector,
+    status: &SendConnectorStatus,
+    ctx: &Context,
+) -> Option<String> {
+    let holds = |s: Option<&SendConnectorStatus>| {
+        s.is_some_and(|s| s.connector_id.is_some() || s.creation.is_some())
+    };
     let mine = sc.ovh_key();
-    let my_order = (sc.creation_timestamp(), sc.namespace(), sc.name_any());
+    let my_order = (
+        !holds(Some(status)),
+        sc.creation_timestamp(),
+        sc.namespace(),
+        sc.name_any(),
+    );
     ctx.connectors
         .state()
         .into_iter()
         .filter(|o| {
             o.uid() != sc.uid() && o.meta().deletion_timestamp.is_none() && o.ovh_key() == mine
         })
-        .filter(|o| (o.creation_timestamp(), o.namespace(), o.name_any()) < my_order)
+        .filter(|o| {
+            let order = (
+                !holds(o.status.as_ref()),
+                o.creation_timestamp(),
+                o.namespace(),
+                o.name_any(),
+            );
+            order < my_order
+        })
         .map(|o| {
             format!(
                 "SendConnector {}/{}",
@@ -201,6 +291,19 @@ fn conflicting_owner(sc: &SendConnector, ctx: &Context) -> Option<String> {
             )
         })
         .min()
+}
+
+/// The connector ids other live resources on the same Exchange service hold: never this
+/// resource's to delete.
+fn held_by_others(sc: &SendConnector, ctx: &Context) -> Vec<i64> {
+    let service = sc.exchange_service();
+    ctx.connectors
+        .state()
+        .into_iter()
+        .filter(|o| o.uid() != sc.uid() && o.meta().deletion_timestamp.is_none())
+        .filter(|o| o.exchange_service() == service)
+        .filter_map(|o| o.status.as_ref().and_then(|s| s.connector_id))
+        .collect()
 }
 
 /// The span OVH writes are made in: the audit line of each write carries its `why`.
@@ -305,8 +408,15 @@ async fn poll_task(
     }
 }
 
-async fn observe(api: &ExchangeApi, with_pending: bool) -> Result<ObservedConnectors, OvhError> {
-    let connectors = api.list_send_connectors().await?;
+/// Reads the service's connectors, and with `with_pending` its pending creations first (so a
+/// creation that ends between the two reads shows in the list). `fresh`: the list must be
+/// read now, not taken from a read shared moments ago (a decision about creating rests on
+/// it).
+async fn observe(
+    api: &ExchangeApi,
+    with_pending: bool,
+    fresh: bool,
+) -> Result<ObservedConnectors, OvhError> {
     let pending_creations = if with_pending {
         Some(
             api.pending_tasks(Some("addSendConnector"))
@@ -317,6 +427,11 @@ async fn observe(api: &ExchangeApi, with_pending: bool) -> Result<ObservedConnec
         )
     } else {
         None
+    };
+    let connectors = if fresh || with_pending {
+        api.list_send_connectors_fresh().await?
+    } else {
+        api.list_send_connectors().await?
     };
     Ok(ObservedConnectors {
         connectors,
@@ -412,7 +527,16 @@ async fn converge(
             Action::await_change(),
         ));
     }
-    if let Some(owner) = conflicting_owner(sc, ctx) {
+    if let Some(message) = moved_service(sc, status) {
+        return Ok((
+            Verdict::Stalled {
+                reason: reasons::INVALID_SPEC,
+                message,
+            },
+            Action::requeue(ctx.config.stalled_retry),
+        ));
+    }
+    if let Some(owner) = conflicting_owner(sc, status, ctx) {
         return Ok((
             Verdict::Stalled {
                 reason: reasons::CONFLICT,
@@ -442,12 +566,12 @@ async fn converge(
         None => None,
     };
     let desired = desired(sc, password_version);
-    let memory = memory(sc, status);
+    let memory = memory(sc, status, ctx.config.ovh.timeout);
     let generation = sc.meta().generation.unwrap_or_default();
-    let mut observed = observe(&api, false).await?;
+    let mut observed = observe(&api, false, memory.creation.is_some()).await?;
     let mut step = plan(&desired, &memory, &observed, generation);
     if step == ConnectorStep::ReadPendingCreations {
-        observed = observe(&api, true).await?;
+        observed = observe(&api, true, true).await?;
         step = plan(&desired, &memory, &observed, generation);
     }
     tracing::debug!(resource = %sc.name_any(), ?memory, ?step, "planned");
@@ -459,9 +583,8 @@ async fn converge(
     match step {
         ConnectorStep::InSync { id, adopted } => {
             let current = observed.connectors.iter().find(|c| c.id == id);
-            status.connector_id = Some(id);
+            hold_connector(sc, status, id);
             status.state = current.map(|c| c.state.as_str().to_owned());
-            status.creation = None;
             if adopted {
                 publish(ctx, sc, EventType::Normal, "Adopted", "Adopt", format!("adopted existing OVH connector {id} ({:?}); deleting this resource with deletionPolicy Delete deletes it", desired.display_name)).await;
             }
@@ -476,8 +599,8 @@ async fn converge(
             ))
         }
         ConnectorStep::Wait { id, reason } => {
-            if id.is_some() {
-                status.connector_id = id;
+            if let Some(id) = id {
+                hold_connector(sc, status, id);
             }
             Ok((
                 Verdict::Progressing {
@@ -526,6 +649,7 @@ async fn converge(
                 requested_at: now(),
                 task_id: None,
             });
+            status.exchange_service = Some(spec_service(sc));
             // The password goes in this POST: if the answer is lost but OVH applied it, the
             // connector has exactly this authentication, so it need not be pushed again.
             status.applied_authentication = Some(applied(&desired.auth, key_name));
@@ -590,7 +714,7 @@ async fn converge(
             cause,
             adopted,
         } => {
-            status.connector_id = Some(id);
+            hold_connector(sc, status, id);
             if adopted {
                 publish(ctx, sc, EventType::Normal, "Adopted", "Adopt", format!("adopted existing OVH connector {id}; deleting this resource with deletionPolicy Delete deletes it")).await;
             }
@@ -629,7 +753,7 @@ async fn converge(
             adopted,
             why,
         } => {
-            status.connector_id = Some(id);
+            hold_connector(sc, status, id);
             if adopted {
                 publish(ctx, sc, EventType::Normal, "Adopted", "Adopt", format!("adopted existing OVH connector {id}; deleting this resource with deletionPolicy Delete deletes it")).await;
             }
@@ -710,17 +834,32 @@ async fn cleanup(
             soon(),
         )));
     }
+    if status.connector_id.is_none() && status.creation.is_none() && status.pending_task.is_none() {
+        // It never created nor adopted a connector: nothing on OVH is its to delete, so no
+        // credentials or OVH request are needed either.
+        publish(
+            ctx,
+            sc,
+            EventType::Normal,
+            "Deleted",
+            "Delete",
+            "nothing of this resource's is on OVH (it never created or adopted a connector): nothing to delete".into(),
+        )
+        .await;
+        return Ok(None);
+    }
     let api = service_api(ctx, sc).await?;
     if let Some(done) = poll_task(sc, ctx, &api, status).await? {
         return Ok(Some(done));
     }
-    let desired = desired(sc, None);
-    let memory = memory(sc, status);
-    let mut observed = observe(&api, false).await?;
-    let mut step = plan_deletion(&desired, &memory, &observed);
+    let memory = memory(sc, status, ctx.config.ovh.timeout);
+    let others = held_by_others(sc, ctx);
+    let fresh = memory.creation.is_some();
+    let mut observed = observe(&api, false, fresh).await?;
+    let mut step = plan_deletion(&memory, &observed, &others);
     if step == DeletionStep::ReadPendingCreations {
-        observed = observe(&api, true).await?;
-        step = plan_deletion(&desired, &memory, &observed);
+        observed = observe(&api, true, true).await?;
+        step = plan_deletion(&memory, &observed, &others);
     }
     match step {
         DeletionStep::Gone => {

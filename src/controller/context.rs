@@ -99,6 +99,15 @@ pub struct Context {
     pub(super) holds: Mutex<HashMap<String, (String, tokio::time::Instant)>>,
 }
 
+/// The Event recorder of the operator: Events name it as their reporting controller.
+pub(super) fn recorder(client: &Client) -> Recorder {
+    let reporter = Reporter {
+        controller: crate::crd::FIELD_MANAGER.to_owned(),
+        instance: std::env::var("POD_NAME").ok(),
+    };
+    Recorder::new(client.clone(), reporter)
+}
+
 impl Context {
     pub fn new(
         client: Client,
@@ -106,12 +115,8 @@ impl Context {
         connectors: Store<SendConnector>,
         bindings: Store<MailboxBinding>,
     ) -> Self {
-        let reporter = Reporter {
-            controller: crate::crd::FIELD_MANAGER.to_owned(),
-            instance: std::env::var("POD_NAME").ok(),
-        };
         Self {
-            recorder: Recorder::new(client.clone(), reporter),
+            recorder: recorder(&client),
             budgets: BudgetRegistry::new(config.budget),
             client,
             config,

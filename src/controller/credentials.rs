@@ -99,8 +99,8 @@ pub async fn exchange_client(
     Ok(exchange)
 }
 
-/// The OVH API of a connector's Exchange service, with the credentials the connector names
-/// (or the operator's default).
+/// The OVH API of a connector's Exchange service (the one its connector was created under,
+/// once recorded), with the credentials the connector names (or the operator's default).
 pub async fn service_api(
     ctx: &Context,
     connector: &crate::crd::SendConnector,
@@ -112,7 +112,8 @@ pub async fn service_api(
         .as_ref()
         .map(|r| r.name.as_str());
     let exchange = exchange_client(ctx, &namespace, own).await?;
-    Ok(exchange.service(&connector.spec.organization, connector.service()))
+    let service = connector.exchange_service();
+    Ok(exchange.service(&service.organization, &service.service))
 }
 
 /// The relay password and the Secret version it came from.

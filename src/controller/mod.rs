@@ -5,6 +5,7 @@ mod conditions;
 mod connector;
 mod context;
 mod credentials;
+mod decode;
 mod error;
 pub mod leader;
 mod lifecycle;
@@ -79,10 +80,11 @@ pub async fn run(
     }
     let namespaces = config.namespaces.clone();
     let wc = watcher::Config::default();
+    let undecodable = decode::Undecodable::new(Some(context::recorder(&client)));
     let (connector_store, connector_feed, connector_reflector) =
-        watches::reflect::<SendConnector>(&client, &namespaces, &wc, &telemetry);
+        watches::reflect::<SendConnector>(&client, &namespaces, &wc, &telemetry, &undecodable);
     let (binding_store, binding_feed, binding_reflector) =
-        watches::reflect::<MailboxBinding>(&client, &namespaces, &wc, &telemetry);
+        watches::reflect::<MailboxBinding>(&client, &namespaces, &wc, &telemetry, &undecodable);
     telemetry.count_resources_with({
         let (connectors, bindings) = (connector_store.clone(), binding_store.clone());
         move || resource_counts(&connectors, &bindings)
@@ -118,9 +120,10 @@ pub async fn run(
             std::future::pending::<()>().await;
         }
     };
+    // Boxed: the watch streams are large, and callers keep `run` on their stack.
     let reflectors = async {
-        let mut connectors = std::pin::pin!(connector_reflector);
-        let mut bindings = std::pin::pin!(binding_reflector);
+        let mut connectors = Box::pin(connector_reflector);
+        let mut bindings = Box::pin(binding_reflector);
         loop {
             tokio::select! {
                 event = connectors.next() => if event.is_none() { break },
@@ -246,8 +249,11 @@ async fn controllers(
     });
     // A connector that gets its id, changes or goes away concerns the bindings that use it.
     let m_ctx = ctx.clone();
+    // Undecodable connectors were reported by the connector watch already; this one only
+    // leaves them out.
+    let quiet = decode::Undecodable::new(None);
     let bindings = bindings.watches_stream(
-        watches::touched::<SendConnector>(client, namespaces, &wc, telemetry),
+        watches::touched_decoded::<SendConnector>(client, namespaces, &wc, telemetry, &quiet),
         move |c| {
             m_ctx
                 .bindings_of(&c.namespace().unwrap_or_default(), &c.name_any())

@@ -6,6 +6,7 @@
 //! ends with `InitDone`, which replaces the whole store, so one namespace's relist would wipe
 //! the others. [`Merge`] turns the per-namespace listings into plain upserts and deletions
 //! scoped to that namespace, and marks the store ready once every namespace was listed.
+use super::decode::{Lenient, Undecodable};
 use crate::telemetry::Telemetry;
 use futures::channel::mpsc;
 use futures::{Stream, StreamExt, stream};
@@ -85,6 +86,76 @@ where
     )
 }
 
+/// Like [`touched`], for a kind whose objects may not all decode: those are reported and
+/// left out.
+pub(super) fn touched_decoded<K>(
+    client: &Client,
+    namespaces: &[String],
+    config: &watcher::Config,
+    telemetry: &Telemetry,
+    undecodable: &Undecodable,
+) -> impl Stream<Item = Result<K, watcher::Error>> + Send + use<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + Debug
+        + Send
+        + 'static,
+{
+    let undecodable = undecodable.clone();
+    touched::<Lenient<K>>(client, namespaces, config, telemetry).filter_map(move |obj| {
+        let out = match obj {
+            Ok(obj) => undecodable.decoded(obj).map(Ok),
+            Err(e) => Some(Err(e)),
+        };
+        std::future::ready(out)
+    })
+}
+
+/// One watcher event with its objects decoded: an object that does not decode is reported
+/// and treated as gone (it is not reconciled on an older spec either).
+fn decode_event<K>(
+    event: Result<Event<Lenient<K>>, watcher::Error>,
+    undecodable: &Undecodable,
+    store: &Store<K>,
+) -> Option<Result<Event<K>, watcher::Error>>
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    let stored = |obj: &Lenient<K>| {
+        let meta = obj.meta();
+        let mut key = ObjectRef::<K>::new(meta.name.as_deref().unwrap_or_default());
+        if let Some(ns) = meta.namespace.as_deref() {
+            key = key.within(ns);
+        }
+        store.get(&key).map(|o| (*o).clone())
+    };
+    let event = match event {
+        Ok(event) => event,
+        Err(e) => return Some(Err(e)),
+    };
+    Some(Ok(match event {
+        Event::Init => Event::Init,
+        Event::InitDone => Event::InitDone,
+        Event::InitApply(obj) => Event::InitApply(undecodable.decoded(obj)?),
+        Event::Apply(obj) => {
+            let previous = stored(&obj);
+            match undecodable.decoded(obj) {
+                Some(obj) => Event::Apply(obj),
+                None => Event::Delete(previous?),
+            }
+        }
+        Event::Delete(obj) => {
+            let previous = stored(&obj);
+            match undecodable.decoded(obj) {
+                Some(obj) => Event::Delete(obj),
+                None => Event::Delete(previous?),
+            }
+        }
+    }))
+}
+
 /// A store of `K` for the watched namespaces, the feed a controller subscribes to, and the
 /// reflector stream that fills both. The stream must be polled all the time, whether or not
 /// a controller runs (a standby keeps its caches warm and reports ready).
@@ -93,6 +164,7 @@ pub(super) fn reflect<K>(
     namespaces: &[String],
     config: &watcher::Config,
     telemetry: &Telemetry,
+    undecodable: &Undecodable,
 ) -> (
     Store<K>,
     Feed<K>,
@@ -113,16 +185,20 @@ where
     } else {
         namespaces.iter().cloned().map(Some).collect()
     };
-    let watches = apis::<K>(client, namespaces)
+    let watches = apis::<Lenient<K>>(client, namespaces)
         .into_iter()
         .enumerate()
         .map(|(i, api)| {
             let name = watch_name::<K>(namespaces, i);
             let telemetry = telemetry.clone();
+            let undecodable = undecodable.clone();
+            let store = reader.clone();
             watcher(api, config.clone())
                 .default_backoff()
                 .inspect(move |event| report(&telemetry, &name, event))
-                .map(move |event| (i, event))
+                .filter_map(move |event| {
+                    std::future::ready(decode_event(event, &undecodable, &store).map(|e| (i, e)))
+                })
                 .boxed()
         });
     let mut merge = Merge::new(scopes, reader.clone());

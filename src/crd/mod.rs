@@ -36,7 +36,8 @@ pub use mailbox_binding::{
 pub use refs::{ConnectorRef, DEFAULT_PASSWORD_KEY, SecretKeyRef, SecretRef};
 pub use send_connector::{
     AppliedAuthentication, AppliedSecret, Authentication, CreationIntent, DEFAULT_MAX_SEND_SIZE_MB,
-    DEFAULT_PORT, LastTask, PendingTask, SendConnector, SendConnectorSpec, SendConnectorStatus,
+    DEFAULT_PORT, ExchangeServiceRef, LastTask, PendingTask, SendConnector, SendConnectorSpec,
+    SendConnectorStatus,
 };
 
 /// API group of both resources.

@@ -238,6 +238,12 @@ pub struct SendConnectorStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub creation: Option<CreationIntent>,
 
+    /// The OVH organization and service this resource's connector was created or adopted
+    /// under. The operator never acts on another one: a spec that names another is refused
+    /// (`InvalidSpec`) until it is put back, and deletion uses this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exchange_service: Option<ExchangeServiceRef>,
+
     /// Value of the `sendconnector.io/reconcile-requested-at` annotation last acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_handled_reconcile_at: Option<String>,
@@ -319,6 +325,16 @@ pub struct CreationIntent {
     pub task_id: Option<i64>,
 }
 
+/// An OVH Exchange service, as its API paths name it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExchangeServiceRef {
+    /// OVH Exchange organization name.
+    pub organization: String,
+    /// OVH Exchange service name.
+    pub service: String,
+}
+
 impl SendConnectorSpec {
     /// The OVH service name: `service`, or `organization` when it is omitted.
     pub fn effective_service(&self) -> &str {
@@ -367,6 +383,18 @@ impl SendConnector {
     /// The OVH service name: `spec.service`, or `spec.organization` when it is omitted.
     pub fn service(&self) -> &str {
         self.spec.effective_service()
+    }
+
+    /// The Exchange service the operator acts on for this resource: the one its status
+    /// recorded when the connector was created or adopted, else the spec's.
+    pub fn exchange_service(&self) -> ExchangeServiceRef {
+        self.status
+            .as_ref()
+            .and_then(|s| s.exchange_service.clone())
+            .unwrap_or_else(|| ExchangeServiceRef {
+                organization: self.spec.organization.clone(),
+                service: self.service().to_owned(),
+            })
     }
 
     /// The OVH identity `(organization, service, displayName)` two resources must not share.

@@ -190,6 +190,14 @@ impl ExchangeApi {
             .await
     }
 
+    /// The connectors as OVH lists them after this call starts, never a list read earlier
+    /// (what a decision about creating a connector must rest on); the answer then serves
+    /// other readers.
+    pub async fn list_send_connectors_fresh(&self) -> Result<Vec<SendConnector>, OvhError> {
+        self.shared.invalidate(&self.shared_key());
+        self.list_send_connectors().await
+    }
+
     /// The next [`ExchangeApi::list_send_connectors`] reads OVH, whatever was read moments ago
     /// (for a reconcile someone asked for).
     pub fn forget_shared_reads(&self) {

@@ -48,11 +48,32 @@ pub struct AppliedAuth {
 pub struct ConnectorMemory {
     pub connector_id: Option<i64>,
     pub applied_auth: Option<AppliedAuth>,
-    /// A create was sent (or was about to be) and its outcome is not known yet.
-    pub creation_requested: bool,
+    /// A create this resource sent (or was about to send), until its connector is found.
+    pub creation: Option<CreationMemory>,
     /// The spec generation that was last fully applied (Ready); a difference found at that
     /// same generation is drift, not a spec change.
     pub converged_generation: Option<i64>,
+}
+
+/// A create whose connector has not been found yet: the POST answer may have been lost, the
+/// operator may have stopped after sending it, or OVH may list the connector only later.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CreationMemory {
+    /// The display name the connector was created with (the spec may have changed since).
+    pub display_name: String,
+    pub progress: CreationProgress,
+}
+
+/// Where this resource's create stands, as far as it knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CreationProgress {
+    /// The outcome is unknown and the request may still be on its way to OVH.
+    Unsettled,
+    /// The outcome is unknown, but any request sent is long applied or abandoned.
+    Settled,
+    /// Its task ended `done`: the connector exists unless someone deleted it since.
+    /// `grace_over`: it was done long enough ago that OVH would list it by now.
+    Done { grace_over: bool },
 }
 
 /// What OVH shows now.
@@ -60,7 +81,8 @@ pub struct ConnectorMemory {
 pub struct ObservedConnectors {
     /// Every connector of the service.
     pub connectors: Vec<SendConnector>,
-    /// `addSendConnector` tasks still pending on the service, when they were read.
+    /// `addSendConnector` tasks still pending on the service, when they were read (always
+    /// before `connectors`, so a creation that ended in between shows in the list).
     pub pending_creations: Option<Vec<i64>>,
 }
 
@@ -149,23 +171,95 @@ impl ConnectorStep {
     }
 }
 
-/// Finds the connector this resource manages: by the remembered id, else by display name.
-/// Returns the matches by name when there is no remembered one.
+/// How the connector of a resource was found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Found {
+    /// By the id the status remembers.
+    Remembered,
+    /// By the name of this resource's own create.
+    OwnCreate,
+    /// By the desired display name: someone else's connector, to adopt.
+    Named,
+}
+
+/// Finds the connector this resource manages: by the remembered id, else by the name of its
+/// own create, else (to adopt it) by the desired display name.
 fn locate<'a>(
     memory: &ConnectorMemory,
     desired: &DesiredConnector,
     observed: &'a [SendConnector],
-) -> (Vec<&'a SendConnector>, bool) {
+) -> (Vec<&'a SendConnector>, Found) {
     if let Some(id) = memory.connector_id {
         if let Some(c) = observed.iter().find(|c| c.id == id) {
-            return (vec![c], false);
+            return (vec![c], Found::Remembered);
         }
     }
-    let by_name: Vec<&SendConnector> = observed
-        .iter()
-        .filter(|c| c.display_name == desired.display_name)
-        .collect();
-    (by_name, true)
+    let named = |name: &str| -> Vec<&'a SendConnector> {
+        observed.iter().filter(|c| c.display_name == name).collect()
+    };
+    if let Some(creation) = &memory.creation {
+        let own = named(&creation.display_name);
+        if !own.is_empty() {
+            return (own, Found::OwnCreate);
+        }
+    }
+    (named(&desired.display_name), Found::Named)
+}
+
+/// What to do when this resource's own create has not shown up on OVH.
+enum Absent {
+    /// Nothing of this resource's can be on its way: go on (create, or adopt by name).
+    Proceed,
+    /// Look again later; this step says why.
+    Hold(ConnectorStep),
+}
+
+/// Never create while this resource's earlier create might still produce a connector: after
+/// a lost answer or a crash the connector may appear only once its task is done, or the
+/// request may not even have reached OVH yet.
+fn own_create_absent(memory: &ConnectorMemory, observed: &ObservedConnectors) -> Absent {
+    let Some(creation) = &memory.creation else {
+        return Absent::Proceed;
+    };
+    match creation.progress {
+        CreationProgress::Unsettled => Absent::Hold(ConnectorStep::Wait {
+            id: None,
+            reason: format!(
+                "the request to create connector {:?} may still be on its way to OVH",
+                creation.display_name
+            ),
+        }),
+        CreationProgress::Done { grace_over: false } => Absent::Hold(ConnectorStep::Wait {
+            id: None,
+            reason: format!(
+                "OVH finished creating connector {:?} but does not list it yet",
+                creation.display_name
+            ),
+        }),
+        // Its task is long done and the connector is not listed: it was deleted since.
+        CreationProgress::Done { grace_over: true } => Absent::Proceed,
+        CreationProgress::Settled => match &observed.pending_creations {
+            None => Absent::Hold(ConnectorStep::ReadPendingCreations),
+            Some(tasks) if !tasks.is_empty() => Absent::Hold(ConnectorStep::WaitForCreation {
+                tasks: tasks.clone(),
+            }),
+            Some(_) => Absent::Proceed,
+        },
+    }
+}
+
+fn create_plan(desired: &DesiredConnector) -> ConnectorStep {
+    let with_auth = desired.auth.mechanism != AuthMechanism::None;
+    ConnectorStep::Create(CreatePlan {
+        display_name: desired.display_name.clone(),
+        smart_host: desired.smart_host.clone(),
+        port: desired.port,
+        require_tls: desired.require_tls,
+        max_send_size: desired.max_send_size,
+        mechanism: desired.auth.mechanism,
+        user: with_auth.then(|| desired.auth.user.clone()).flatten(),
+        with_password: with_auth && desired.auth.password_secret.is_some(),
+    })
 }
 
 /// The writable fields that differ, and nothing else.
@@ -222,39 +316,26 @@ pub fn plan(
     observed: &ObservedConnectors,
     generation: i64,
 ) -> ConnectorStep {
-    let (found, by_name) = locate(memory, desired, &observed.connectors);
-    let current = match found.as_slice() {
-        [] => {
-            // Never create while a creation might be in flight: after a lost answer the
-            // connector may appear only once its task is done.
-            return match &observed.pending_creations {
-                None => ConnectorStep::ReadPendingCreations,
-                Some(tasks) if !tasks.is_empty() => ConnectorStep::WaitForCreation {
-                    tasks: tasks.clone(),
-                },
-                Some(_) => ConnectorStep::Create(CreatePlan {
-                    display_name: desired.display_name.clone(),
-                    smart_host: desired.smart_host.clone(),
-                    port: desired.port,
-                    require_tls: desired.require_tls,
-                    max_send_size: desired.max_send_size,
-                    mechanism: desired.auth.mechanism,
-                    user: (desired.auth.mechanism != AuthMechanism::None)
-                        .then(|| desired.auth.user.clone())
-                        .flatten(),
-                    with_password: desired.auth.mechanism != AuthMechanism::None
-                        && desired.auth.password_secret.is_some(),
-                }),
-            };
+    let (mut found, mut how) = locate(memory, desired, &observed.connectors);
+    if how == Found::Named && memory.creation.is_some() {
+        // This resource's own create is not listed: settle it before adopting or creating.
+        if let Absent::Hold(step) = own_create_absent(memory, observed) {
+            return step;
         }
-        [one] => *one,
-        many => {
-            let mut ids: Vec<i64> = many.iter().map(|c| c.id).collect();
-            ids.sort_unstable();
-            return ConnectorStep::Ambiguous { ids };
-        }
-    };
-    let adopted = by_name && memory.connector_id != Some(current.id) && !memory.creation_requested;
+    }
+    if found.is_empty() {
+        return create_plan(desired);
+    }
+    if found.len() > 1 {
+        let mut ids: Vec<i64> = found.iter().map(|c| c.id).collect();
+        ids.sort_unstable();
+        return ConnectorStep::Ambiguous { ids };
+    }
+    let current = found.remove(0);
+    if how == Found::Named && memory.connector_id == Some(current.id) {
+        how = Found::Remembered;
+    }
+    let adopted = how == Found::Named;
     if let Some(task) = current.pending_task() {
         return ConnectorStep::Wait {
             id: Some(current.id),
@@ -318,31 +399,41 @@ pub enum DeletionStep {
 }
 
 /// Plans the deletion of the connector this resource manages. Only a connector known to be
-/// this resource's (remembered id, or the name when a creation was requested or it was
-/// adopted) is deleted.
+/// this resource's is deleted: the remembered id, or the one its own create made. A
+/// connector that merely carries the name (another resource's, or one never adopted) is left
+/// alone, and so is any connector whose id another resource remembers (`owned_by_others`).
 pub fn plan_deletion(
-    desired: &DesiredConnector,
     memory: &ConnectorMemory,
     observed: &ObservedConnectors,
+    owned_by_others: &[i64],
 ) -> DeletionStep {
-    let found: Vec<&SendConnector> = match memory
+    let by_id = memory
         .connector_id
-        .and_then(|id| observed.connectors.iter().find(|c| c.id == id))
-    {
-        Some(c) => vec![c],
-        None => observed
+        .and_then(|id| observed.connectors.iter().find(|c| c.id == id));
+    let found: Vec<&SendConnector> = match (by_id, &memory.creation) {
+        (Some(c), _) => vec![c],
+        (None, Some(creation)) => observed
             .connectors
             .iter()
-            .filter(|c| c.display_name == desired.display_name)
+            .filter(|c| c.display_name == creation.display_name)
             .collect(),
+        (None, None) => Vec::new(),
     };
+    let found: Vec<&SendConnector> = found
+        .into_iter()
+        .filter(|c| !owned_by_others.contains(&c.id))
+        .collect();
     match found.as_slice() {
-        [] => match &observed.pending_creations {
-            None if memory.creation_requested => DeletionStep::ReadPendingCreations,
-            Some(tasks) if memory.creation_requested && !tasks.is_empty() => DeletionStep::Wait {
-                reason: format!("a connector creation is still running (task {tasks:?})"),
+        [] => match own_create_absent(memory, observed) {
+            Absent::Proceed => DeletionStep::Gone,
+            Absent::Hold(ConnectorStep::ReadPendingCreations) => DeletionStep::ReadPendingCreations,
+            Absent::Hold(ConnectorStep::WaitForCreation { tasks }) => DeletionStep::Wait {
+                reason: format!("a connector creation is still running (tasks {tasks:?})"),
             },
-            _ => DeletionStep::Gone,
+            Absent::Hold(ConnectorStep::Wait { reason, .. }) => DeletionStep::Wait { reason },
+            Absent::Hold(_) => DeletionStep::Wait {
+                reason: "the connector's creation is not settled yet".into(),
+            },
         },
         [c] => match c.pending_task() {
             Some(task) if c.state == ObjectState::Deleting => DeletionStep::Wait {
@@ -359,7 +450,7 @@ pub fn plan_deletion(
         many => DeletionStep::Wait {
             reason: format!(
                 "several connectors named {:?} exist on OVH (ids {:?}); delete the extra ones by hand",
-                desired.display_name,
+                many[0].display_name,
                 many.iter().map(|c| c.id).collect::<Vec<_>>()
             ),
         },
@@ -412,6 +503,13 @@ mod tests {
         }
     }
 
+    fn own_create(progress: CreationProgress) -> CreationMemory {
+        CreationMemory {
+            display_name: "relay".into(),
+            progress,
+        }
+    }
+
     fn applied() -> AppliedAuth {
         AppliedAuth {
             mechanism: AuthMechanism::BasicAuthRequireTls,
@@ -424,7 +522,7 @@ mod tests {
         ConnectorMemory {
             connector_id: id,
             applied_auth: Some(applied()),
-            creation_requested: false,
+            creation: None,
             converged_generation: Some(1),
         }
     }
@@ -437,8 +535,11 @@ mod tests {
     }
 
     #[test]
-    fn creates_only_after_checking_for_creations_in_flight() {
-        let m = ConnectorMemory::default();
+    fn an_unanswered_create_is_repeated_only_after_checking_for_creations_in_flight() {
+        let m = ConnectorMemory {
+            creation: Some(own_create(CreationProgress::Settled)),
+            ..ConnectorMemory::default()
+        };
         assert_eq!(
             plan(&desired(), &m, &observed(vec![], None), 1),
             ConnectorStep::ReadPendingCreations
@@ -592,7 +693,7 @@ mod tests {
             }
         );
         // After a lost create answer, finding it by name is not an adoption.
-        m.creation_requested = true;
+        m.creation = Some(own_create(CreationProgress::Settled));
         assert_eq!(
             plan(
                 &desired(),
@@ -711,18 +812,18 @@ mod tests {
     fn deletion_deletes_once_and_waits_for_the_task() {
         let m = memory(Some(29));
         assert_eq!(
-            plan_deletion(&desired(), &m, &observed(vec![on_ovh(29, "relay")], None)),
+            plan_deletion(&m, &observed(vec![on_ovh(29, "relay")], None), &[]),
             DeletionStep::Delete { id: 29 }
         );
         let mut c = on_ovh(29, "relay");
         c.state = ObjectState::Deleting;
         c.task_pending_id = Some(5);
         assert!(matches!(
-            plan_deletion(&desired(), &m, &observed(vec![c], None)),
+            plan_deletion(&m, &observed(vec![c], None), &[]),
             DeletionStep::Wait { .. }
         ));
         assert_eq!(
-            plan_deletion(&desired(), &m, &observed(vec![], None)),
+            plan_deletion(&m, &observed(vec![], None), &[]),
             DeletionStep::Gone
         );
     }
@@ -730,20 +831,121 @@ mod tests {
     #[test]
     fn deletion_after_a_lost_create_waits_for_the_creation() {
         let m = ConnectorMemory {
-            creation_requested: true,
+            creation: Some(own_create(CreationProgress::Settled)),
             ..ConnectorMemory::default()
         };
         assert_eq!(
-            plan_deletion(&desired(), &m, &observed(vec![], None)),
+            plan_deletion(&m, &observed(vec![], None), &[]),
             DeletionStep::ReadPendingCreations
         );
         assert!(matches!(
-            plan_deletion(&desired(), &m, &observed(vec![], Some(vec![4]))),
+            plan_deletion(&m, &observed(vec![], Some(vec![4])), &[]),
             DeletionStep::Wait { .. }
         ));
         assert_eq!(
-            plan_deletion(&desired(), &m, &observed(vec![], Some(vec![]))),
+            plan_deletion(&m, &observed(vec![], Some(vec![])), &[]),
             DeletionStep::Gone
+        );
+    }
+
+    #[test]
+    fn a_connector_merely_named_like_this_one_is_never_deleted() {
+        // Never adopted, never created by this resource: the connector is someone else's.
+        let m = ConnectorMemory::default();
+        assert_eq!(
+            plan_deletion(&m, &observed(vec![on_ovh(29, "relay")], Some(vec![])), &[]),
+            DeletionStep::Gone
+        );
+        // Its own create, but another resource has since taken the id over.
+        let m = ConnectorMemory {
+            creation: Some(own_create(CreationProgress::Settled)),
+            ..ConnectorMemory::default()
+        };
+        assert_eq!(
+            plan_deletion(
+                &m,
+                &observed(vec![on_ovh(29, "relay")], Some(vec![])),
+                &[29]
+            ),
+            DeletionStep::Gone
+        );
+        assert_eq!(
+            plan_deletion(&m, &observed(vec![on_ovh(29, "relay")], None), &[]),
+            DeletionStep::Delete { id: 29 }
+        );
+    }
+
+    #[test]
+    fn an_own_create_not_listed_yet_is_waited_for_never_repeated() {
+        for progress in [
+            CreationProgress::Unsettled,
+            CreationProgress::Done { grace_over: false },
+        ] {
+            let m = ConnectorMemory {
+                creation: Some(own_create(progress)),
+                ..ConnectorMemory::default()
+            };
+            // Even with no creation pending on the service: the list may lag its task.
+            let step = plan(&desired(), &m, &observed(vec![], Some(vec![])), 1);
+            assert!(
+                matches!(step, ConnectorStep::Wait { id: None, .. }),
+                "{progress:?}: {step:?}"
+            );
+            assert!(matches!(
+                plan_deletion(&m, &observed(vec![], Some(vec![])), &[]),
+                DeletionStep::Wait { .. }
+            ));
+        }
+        // Long done and still not listed: deleted out of band, so created again.
+        let m = ConnectorMemory {
+            creation: Some(own_create(CreationProgress::Done { grace_over: true })),
+            ..ConnectorMemory::default()
+        };
+        assert!(matches!(
+            plan(&desired(), &m, &observed(vec![], None), 1),
+            ConnectorStep::Create(_)
+        ));
+    }
+
+    #[test]
+    fn a_create_without_an_earlier_one_does_not_wait_for_other_creations() {
+        let m = ConnectorMemory::default();
+        assert!(matches!(
+            plan(&desired(), &m, &observed(vec![], None), 1),
+            ConnectorStep::Create(_)
+        ));
+    }
+
+    #[test]
+    fn a_renamed_resource_finds_its_own_create_under_the_old_name() {
+        let m = ConnectorMemory {
+            creation: Some(CreationMemory {
+                display_name: "old-name".into(),
+                progress: CreationProgress::Settled,
+            }),
+            applied_auth: Some(applied()),
+            ..ConnectorMemory::default()
+        };
+        let step = plan(
+            &desired(),
+            &m,
+            &observed(vec![on_ovh(29, "old-name")], None),
+            1,
+        );
+        let ConnectorStep::Update {
+            id,
+            update,
+            adopted,
+            ..
+        } = step
+        else {
+            panic!("expected a rename, got {step:?}")
+        };
+        assert_eq!((id, adopted), (29, false));
+        assert_eq!(update.display_name.as_deref(), Some("relay"));
+        assert_eq!(
+            plan_deletion(&m, &observed(vec![on_ovh(29, "old-name")], None), &[]),
+            DeletionStep::Delete { id: 29 }
         );
     }
 }

@@ -1,0 +1,332 @@
+//! Defects a fault campaign found: each scenario failed before its fix. Real controllers, the
+//! in-memory Kubernetes API and the simulator, often with its strict switches.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use kube::api::{DeleteParams, PostParams};
+use ovh_simulator::{FaultKind, FaultRule, Faults};
+use sendconnector_operator::crd::SendConnector;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// The simulator switches under which OVH is least forgiving: a new connector is listed only
+/// once its task is done, a busy object refuses writes, task lists show running tasks only.
+fn strict(h: &Harness) {
+    h.sim.sim().update_settings(|s| {
+        s.list_connector_when_created = true;
+        s.reject_mutation_while_pending = true;
+        s.task_list_includes_finished = false;
+    });
+}
+
+fn named(name: &str, display_name: &str) -> SendConnector {
+    let mut sc = connector_manifest(name);
+    sc.spec.display_name = Some(display_name.to_owned());
+    sc
+}
+
+fn connectors_named(h: &Harness, display_name: &str) -> Vec<Value> {
+    h.sim
+        .sim()
+        .connectors(ORG, ORG)
+        .into_iter()
+        .filter(|c| c["displayName"] == display_name)
+        .collect()
+}
+
+async fn gone(h: &Harness, name: &str) {
+    let api = h.connectors();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while api.get_opt(name).await.unwrap().is_some() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{name} was never deleted: {:#}",
+            h.object::<SendConnector>(name)["status"]
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_the_loser_of_a_conflict_leaves_the_winners_connector() {
+    let h = Harness::start(HOUR).await;
+    let api = h.connectors();
+    api.create(&PostParams::default(), &named("winner", "shared"))
+        .await
+        .unwrap();
+    let winner = h.wait_ready::<SendConnector>("winner").await;
+    let id = winner["status"]["connectorId"].as_i64().unwrap();
+    h.wait_ovh_settled().await;
+    api.create(&PostParams::default(), &named("loser", "shared"))
+        .await
+        .unwrap();
+    h.wait_condition::<SendConnector>("loser", "False", "Conflict")
+        .await;
+
+    h.sim.sim().reset_counters();
+    api.delete("loser", &DeleteParams::default()).await.unwrap();
+    gone(&h, "loser").await;
+    assert_eq!(h.count("DELETE", "/sendConnector/{id}"), 0);
+    let left = connectors_named(&h, "shared");
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0]["id"].as_i64(), Some(id), "the winner's connector");
+    assert!(
+        h.events_for("loser")
+            .iter()
+            .any(|(_, n)| n.contains("nothing of this resource's")),
+        "{:?}",
+        h.events_for("loser")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connectors_listed_only_once_created_are_created_once() {
+    let h = Harness::start(HOUR).await;
+    strict(&h);
+    h.sim.sim().set_faults(Faults {
+        latency_ms: 0,
+        rules: vec![
+            FaultRule::new(FaultKind::Status500)
+                .method("GET")
+                .path_contains("/task")
+                .probability(0.4),
+        ],
+    });
+    let api = h.connectors();
+    let names: Vec<String> = (0..20).map(|i| format!("relay-{i:02}")).collect();
+    for name in &names {
+        api.create(&PostParams::default(), &connector_manifest(name))
+            .await
+            .unwrap();
+    }
+    for name in &names {
+        h.wait_ready::<SendConnector>(name).await;
+    }
+    h.sim.sim().set_faults(Faults::default());
+    h.wait_ovh_settled().await;
+    for name in &names {
+        assert_eq!(connectors_named(&h, name).len(), 1, "{name} on OVH");
+    }
+    assert_eq!(h.sim.sim().connectors(ORG, ORG).len(), names.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rename_after_a_lost_create_answer_renames_the_one_connector() {
+    let h = Harness::start_idle().await;
+    h.sim.sim().set_faults(Faults {
+        latency_ms: 0,
+        rules: vec![
+            FaultRule::new(FaultKind::LoseResponse)
+                .method("POST")
+                .path_contains("/sendConnector")
+                .times(1),
+        ],
+    });
+    let mut h = h;
+    h.start_controller(HOUR);
+    h.connectors()
+        .create(&PostParams::default(), &named("relay", "first-name"))
+        .await
+        .unwrap();
+    wait_for("the lost POST", Duration::from_secs(20), || {
+        h.count("POST", "/sendConnector") == 1
+    })
+    .await;
+    h.patch_connector("relay", json!({"spec": {"displayName": "second-name"}}))
+        .await;
+    h.wait_ready::<SendConnector>("relay").await;
+    h.wait_ovh_settled().await;
+    let all = h.sim.sim().connectors(ORG, ORG);
+    assert_eq!(all.len(), 1, "one connector, renamed: {all:?}");
+    assert_eq!(all[0]["displayName"], "second-name");
+    assert_eq!(h.count("POST", "/sendConnector"), 1);
+
+    h.connectors()
+        .delete("relay", &DeleteParams::default())
+        .await
+        .unwrap();
+    gone(&h, "relay").await;
+    h.wait_ovh_settled().await;
+    assert!(h.sim.sim().connectors(ORG, ORG).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_organization_or_service_is_stalled_not_a_second_connector() {
+    let h = Harness::start(HOUR).await;
+    h.connectors()
+        .create(&PostParams::default(), &connector_manifest("relay"))
+        .await
+        .unwrap();
+    let sc = h.wait_ready::<SendConnector>("relay").await;
+    let id = sc["status"]["connectorId"].as_i64().unwrap();
+    h.wait_ovh_settled().await;
+    h.sim.sim().reset_counters();
+
+    // The in-memory API, like a cluster without the CRD's CEL rules, lets these through.
+    for (patch, field) in [
+        (
+            json!({"spec": {"organization": "private-other-1"}}),
+            "spec.organization",
+        ),
+        (
+            json!({"spec": {"organization": ORG, "service": "other-service"}}),
+            "spec.service",
+        ),
+    ] {
+        h.patch_connector("relay", patch).await;
+        let obj = h
+            .wait_condition::<SendConnector>("relay", "False", "InvalidSpec")
+            .await;
+        let message = obj["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == "Ready")
+            .unwrap()["message"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(message.contains(field), "{message}");
+        assert!(
+            message.contains(ORG),
+            "names what it was created under: {message}"
+        );
+    }
+    assert_eq!(h.ovh_writes(), 0);
+    let total: u64 = h.sim.sim().counters().values().sum();
+    assert_eq!(total, 0, "no OVH request at all for a changed identity");
+
+    // Put back: Ready again, same connector.
+    h.patch_connector(
+        "relay",
+        json!({"spec": {"organization": ORG, "service": null}}),
+    )
+    .await;
+    let sc = h.wait_ready::<SendConnector>("relay").await;
+    assert_eq!(sc["status"]["connectorId"].as_i64(), Some(id));
+
+    // Changed again, then deleted: the connector it created goes, under its recorded identity.
+    h.patch_connector(
+        "relay",
+        json!({"spec": {"organization": "private-other-1"}}),
+    )
+    .await;
+    h.wait_condition::<SendConnector>("relay", "False", "InvalidSpec")
+        .await;
+    h.connectors()
+        .delete("relay", &DeleteParams::default())
+        .await
+        .unwrap();
+    gone(&h, "relay").await;
+    h.wait_ovh_settled().await;
+    assert!(h.sim.sim().connectors(ORG, ORG).is_empty());
+    assert_eq!(h.count("POST", "/sendConnector"), 0);
+}
+
+/// Creates an object from raw JSON, whatever it holds (the in-memory API, like a cluster
+/// whose CRD lacked these rules when the object was stored, keeps it).
+async fn create_raw<K: kube::Resource<DynamicType = ()>>(h: &Harness, body: Value) {
+    let ar = kube::core::ApiResource::erase::<K>(&());
+    let api: kube::Api<kube::core::DynamicObject> =
+        kube::Api::namespaced_with(h.client.clone(), NS, &ar);
+    let obj: kube::core::DynamicObject = serde_json::from_value(body).unwrap();
+    api.create(&PostParams::default(), &obj).await.unwrap();
+}
+
+fn raw_connector(name: &str, spec_patch: Value) -> Value {
+    let mut obj = serde_json::to_value(connector_manifest(name)).unwrap();
+    match spec_patch {
+        Value::Null => {
+            obj.as_object_mut().unwrap().remove("spec");
+        }
+        patch => json_patch_merge(&mut obj["spec"], &patch),
+    }
+    obj
+}
+
+fn json_patch_merge(target: &mut Value, patch: &Value) {
+    if let (Value::Object(t), Value::Object(p)) = (&mut *target, patch) {
+        for (k, v) in p {
+            json_patch_merge(t.entry(k.clone()).or_insert(Value::Null), v);
+        }
+    } else {
+        *target = patch.clone();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undecodable_objects_are_reported_and_skipped() {
+    let mut h = Harness::start_idle().await;
+    // Stored before the operator starts: its first list holds them.
+    for (name, patch) in [
+        (
+            "bad-mechanism",
+            json!({"authentication": {"mechanism": "ntlm"}}),
+        ),
+        ("bad-port", json!({"port": "587"})),
+        ("bad-policy", json!({"deletionPolicy": "delete"})),
+        ("no-spec", Value::Null),
+    ] {
+        create_raw::<SendConnector>(&h, raw_connector(name, patch)).await;
+    }
+    create_raw::<sendconnector_operator::crd::MailboxBinding>(
+        &h,
+        json!({
+            "apiVersion": "sendconnector.io/v1alpha1", "kind": "MailboxBinding",
+            "metadata": {"name": "bad-binding", "namespace": NS},
+            "spec": {"connectorRef": {"name": "good"}, "mailboxes": "newsletter@mydomain.ovh"}
+        }),
+    )
+    .await;
+    h.connectors()
+        .create(&PostParams::default(), &connector_manifest("good"))
+        .await
+        .unwrap();
+    h.start_controller(HOUR);
+    h.wait_ready::<SendConnector>("good").await;
+    for (name, field) in [
+        ("bad-mechanism", "spec.authentication.mechanism"),
+        ("bad-port", "spec.port"),
+        ("bad-policy", "spec.deletionPolicy"),
+        ("no-spec", "spec"),
+        ("bad-binding", "spec.mailboxes"),
+    ] {
+        wait_for(
+            &format!("an Event on {name}"),
+            Duration::from_secs(10),
+            || {
+                h.events_for(name)
+                    .iter()
+                    .any(|(r, n)| r == "InvalidSpec" && n.contains(field))
+            },
+        )
+        .await;
+    }
+
+    // While running: a new bad object neither stops nor slows the others.
+    create_raw::<SendConnector>(
+        &h,
+        raw_connector("bad-later", json!({"authentication": {"mechanism": "foo"}})),
+    )
+    .await;
+    h.connectors()
+        .create(&PostParams::default(), &connector_manifest("good-later"))
+        .await
+        .unwrap();
+    h.wait_ready::<SendConnector>("good-later").await;
+    wait_for("an Event on bad-later", Duration::from_secs(10), || {
+        h.events_for("bad-later")
+            .iter()
+            .any(|(r, n)| r == "InvalidSpec" && n.contains("spec.authentication.mechanism"))
+    })
+    .await;
+    assert_eq!(
+        h.sim.sim().connectors(ORG, ORG).len(),
+        2,
+        "only the good ones"
+    );
+}
