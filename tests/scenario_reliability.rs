@@ -89,6 +89,7 @@ async fn connectors_listed_only_once_created_are_created_once() {
     strict(&h);
     h.sim.sim().set_faults(Faults {
         latency_ms: 0,
+        seed: None,
         rules: vec![
             FaultRule::new(FaultKind::Status500)
                 .method("GET")
@@ -119,6 +120,7 @@ async fn a_rename_after_a_lost_create_answer_renames_the_one_connector() {
     let h = Harness::start_idle().await;
     h.sim.sim().set_faults(Faults {
         latency_ms: 0,
+        seed: None,
         rules: vec![
             FaultRule::new(FaultKind::LoseResponse)
                 .method("POST")

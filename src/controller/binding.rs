@@ -292,6 +292,82 @@ fn record_targets(status: &mut MailboxBindingStatus, p: &BindingPlan) {
     status.bound = Some(p.bound_summary());
 }
 
+/// Whether a target in this phase may point at the connector on OVH: bound, or written and
+/// not confirmed yet (a lost answer, a stop after the write), or a write that failed.
+fn may_be_attached(phase: BindingPhase) -> bool {
+    matches!(
+        phase,
+        BindingPhase::Bound | BindingPhase::Pending | BindingPhase::Failed
+    )
+}
+
+/// Released targets that still point at the connector on OVH: they stay in the status
+/// (Pending) until OVH shows them back at 0, so no stop can forget them.
+struct Releasing {
+    mailboxes: Vec<String>,
+    domains: Vec<String>,
+}
+
+impl Releasing {
+    fn read(
+        connector_id: i64,
+        mailboxes: &[String],
+        domains: &[String],
+        accounts: &BTreeMap<String, Option<crate::ovh::model::Account>>,
+        domain_objects: &BTreeMap<String, Option<Domain>>,
+    ) -> Self {
+        let ours = |id: Option<i64>, pending: Option<i64>| {
+            id == Some(connector_id) || pending.is_some_and(|t| t != 0)
+        };
+        Self {
+            mailboxes: mailboxes
+                .iter()
+                .filter(|m| {
+                    accounts
+                        .get(*m)
+                        .and_then(Option::as_ref)
+                        .is_some_and(|a| ours(a.send_connector_id, a.task_pending_id))
+                })
+                .cloned()
+                .collect(),
+            domains: domains
+                .iter()
+                .filter(|d| {
+                    domain_objects
+                        .get(*d)
+                        .and_then(Option::as_ref)
+                        .is_some_and(|o| ours(o.send_connector_id_default, o.task_pending_id))
+                })
+                .cloned()
+                .collect(),
+        }
+    }
+
+    fn record(&self, status: &mut MailboxBindingStatus) {
+        let message = Some("being put back to 0".to_owned());
+        for address in &self.mailboxes {
+            if !status.mailboxes.iter().any(|m| &m.address == address) {
+                status.mailboxes.push(MailboxStatus {
+                    address: address.clone(),
+                    phase: BindingPhase::Pending,
+                    task_id: None,
+                    message: message.clone(),
+                });
+            }
+        }
+        for name in &self.domains {
+            if !status.domains.iter().any(|d| &d.name == name) {
+                status.domains.push(DomainStatus {
+                    name: name.clone(),
+                    phase: BindingPhase::Pending,
+                    task_id: None,
+                    message: message.clone(),
+                });
+            }
+        }
+    }
+}
+
 fn phase(p: Phase) -> BindingPhase {
     match p {
         Phase::Bound => BindingPhase::Bound,
@@ -381,6 +457,15 @@ async fn converge(
             Action::await_change(),
         ));
     }
+    if let Err(e) = crate::crd::validation::validate_binding(&mb.spec) {
+        return Ok((
+            Verdict::Stalled {
+                reason: reasons::INVALID_SPEC,
+                message: format!("{e}; nothing is sent to OVH until the spec is fixed"),
+            },
+            Action::requeue(ctx.config.stalled_retry),
+        ));
+    }
     let (connector, api) = connector_api(mb, ctx).await?;
     let connector_id = match connector.status.as_ref().and_then(|s| s.connector_id) {
         Some(id) => id,
@@ -398,19 +483,18 @@ async fn converge(
         None => return Err(Error::ConnectorNotReady(connector.name_any())),
     };
     let conflicts = conflicts(mb, ctx, &connector);
-    // What this binding attached before but no longer lists is put back to 0.
+    // What this binding may have attached before (bound, or written without a confirmation)
+    // but no longer lists is put back to 0, where it still points at this connector.
     let released_mailboxes: Vec<String> = status
         .mailboxes
         .iter()
-        .filter(|m| m.phase == BindingPhase::Bound && !mb.spec.mailboxes.contains(&m.address))
+        .filter(|m| may_be_attached(m.phase) && !mb.spec.mailboxes.contains(&m.address))
         .map(|m| m.address.clone())
         .collect();
     let released_domains: Vec<String> = status
         .domains
         .iter()
-        .filter(|d| {
-            d.phase == BindingPhase::Bound && !mb.spec.default_for_domains.contains(&d.name)
-        })
+        .filter(|d| may_be_attached(d.phase) && !mb.spec.default_for_domains.contains(&d.name))
         .map(|d| d.name.clone())
         .collect();
     let mut wanted: Vec<String> = mb.spec.mailboxes.clone();
@@ -423,11 +507,11 @@ async fn converge(
         connector_id,
         mailboxes: mb.spec.mailboxes.clone(),
         domains: mb.spec.default_for_domains.clone(),
-        released_mailboxes,
-        released_domains,
+        released_mailboxes: released_mailboxes.clone(),
+        released_domains: released_domains.clone(),
         conflicts,
-        accounts,
-        domain_objects,
+        accounts: accounts.clone(),
+        domain_objects: domain_objects.clone(),
     });
     if ctx.config.dry_run {
         return Ok(dry_run(mb, ctx, status, &connector, &p, connector_id).await);
@@ -446,11 +530,33 @@ async fn converge(
                 .map(|d| domain_key(&d.name)),
         )
         .collect();
+    let releasing = Releasing::read(
+        connector_id,
+        &released_mailboxes,
+        &released_domains,
+        &accounts,
+        &domain_objects,
+    );
+    if !p.writes.is_empty() {
+        // Recorded before the writes: if the operator stops after OVH applied one, the next
+        // reconcile (or the deletion) knows what may point at the connector.
+        let uid = mb.uid().unwrap_or_default();
+        let old: Option<MailboxBindingStatus> =
+            ctx.remembered_status(&uid).or_else(|| mb.status.clone());
+        status.connector_id = Some(connector_id);
+        record_targets(status, &p);
+        releasing.record(status);
+        let k8s: Api<MailboxBinding> =
+            Api::namespaced(ctx.client.clone(), &mb.namespace().unwrap_or_default());
+        super::conditions::write_status(&k8s, &mb.name_any(), old.as_ref(), status).await?;
+        ctx.remember_status(&uid, status);
+    }
     for w in &p.writes {
         write(&api, ctx, mb, w, &was_bound).await?;
     }
     status.connector_id = Some(connector_id);
     record_targets(status, &p);
+    releasing.record(status);
     let by_phase = |want: Phase| -> Vec<String> {
         p.mailboxes
             .iter()
@@ -551,12 +657,21 @@ async fn release(
         }
     };
     let conflicts = conflicts(mb, ctx, &connector);
-    let accounts = api.get_accounts(&mb.spec.mailboxes).await?;
-    let domain_objects = read_domains(&api, &mb.spec.default_for_domains).await?;
+    // What the spec lists, and what the status remembers from earlier specs.
+    let mut mailboxes = mb.spec.mailboxes.clone();
+    mailboxes.extend(status.mailboxes.iter().map(|m| m.address.clone()));
+    mailboxes.sort();
+    mailboxes.dedup();
+    let mut domains = mb.spec.default_for_domains.clone();
+    domains.extend(status.domains.iter().map(|d| d.name.clone()));
+    domains.sort();
+    domains.dedup();
+    let accounts = api.get_accounts(&mailboxes).await?;
+    let domain_objects = read_domains(&api, &domains).await?;
     let (writes, done) = plan_release_all(
         connector_id,
-        &mb.spec.mailboxes,
-        &mb.spec.default_for_domains,
+        &mailboxes,
+        &domains,
         &conflicts,
         &accounts,
         &domain_objects,

@@ -527,6 +527,15 @@ async fn converge(
             Action::await_change(),
         ));
     }
+    if let Err(e) = crate::crd::validation::validate_connector(&sc.spec) {
+        return Ok((
+            Verdict::Stalled {
+                reason: reasons::INVALID_SPEC,
+                message: format!("{e}; nothing is sent to OVH until the spec is fixed"),
+            },
+            Action::requeue(ctx.config.stalled_retry),
+        ));
+    }
     if let Some(message) = moved_service(sc, status) {
         return Ok((
             Verdict::Stalled {

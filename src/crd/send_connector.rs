@@ -3,7 +3,7 @@
 use super::common::{DeletionPolicy, PlannedCall};
 use super::conditions::Condition;
 use super::refs::{SecretKeyRef, SecretRef};
-use super::{HOSTNAME_PATTERN, OVH_NAME_PATTERN};
+use super::{HOSTNAME_PATTERN, OVH_NAME_PATTERN, PRINTABLE_PATTERN};
 use crate::ovh::model::AuthMechanism;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{CustomResource, ResourceExt};
@@ -121,7 +121,7 @@ pub struct SendConnectorSpec {
     /// finds and adopts an existing connector by this name, so keep it unique per service.
     /// Changing it renames the connector on OVH.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 256))]
+    #[schemars(length(min = 1, max = 256), pattern(PRINTABLE_PATTERN))]
     pub display_name: Option<String>,
 
     /// Host name of the relay (smart host) that receives the mail, for example
@@ -188,7 +188,7 @@ pub struct Authentication {
 
     /// User name for the smart host. Required unless `mechanism` is `none`; ignored when it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 256))]
+    #[schemars(length(max = 256), pattern(PRINTABLE_PATTERN))]
     pub user: Option<String>,
 
     /// Secret key in this namespace holding the smart-host password. Required unless

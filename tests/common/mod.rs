@@ -81,6 +81,11 @@ impl Harness {
 
     /// The API server, the simulator and the Secrets, without a controller yet.
     pub async fn start_idle() -> Self {
+        Self::start_idle_seeded(SEED).await
+    }
+
+    /// Like [`Harness::start_idle`], with another simulator seed (same credentials).
+    pub async fn start_idle_seeded(seed: &str) -> Self {
         let resync = Duration::from_secs(3600);
         let k8s = ApiServer::new();
         for c in crd::crds() {
@@ -89,7 +94,7 @@ impl Harness {
         let client = k8s.client();
         let sim = Simulator::start(
             SimulatorConfig {
-                seed: Seed::from_yaml(SEED).unwrap(),
+                seed: Seed::from_yaml(seed).unwrap(),
                 ..SimulatorConfig::default()
             },
             "127.0.0.1:0".parse().unwrap(),
@@ -245,6 +250,17 @@ impl Harness {
                 .expect("controller stops")
                 .unwrap();
         }
+    }
+
+    /// Kills the controllers the way SIGKILL would: no graceful stop, requests in flight cut
+    /// off, everything in memory gone.
+    pub async fn kill_controller(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
+        // Only now: dropping the sender would ask for a graceful stop.
+        self.stop.take();
     }
 
     /// A new controller process: nothing kept in memory, only what Kubernetes holds.

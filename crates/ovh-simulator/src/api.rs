@@ -119,12 +119,16 @@ async fn with_faults(
         *core.counters.entry(key.clone()).or_insert(0) += 1;
         faults::pick(&mut core, req.method().as_str(), req.uri().path())
     };
-    if latency > 0 {
-        tokio::time::sleep(Duration::from_millis(latency)).await;
+    let spike = match fault {
+        Some(FaultKind::Latency { ms }) => ms,
+        _ => 0,
+    };
+    if latency + spike > 0 {
+        tokio::time::sleep(Duration::from_millis(latency + spike)).await;
     }
     let mut lose_response = false;
     let early = match fault {
-        None => None,
+        None | Some(FaultKind::Latency { .. }) => None,
         Some(FaultKind::Status500) => Some(ApiError::internal().into_response()),
         Some(FaultKind::TooManyRequests {
             retry_after_seconds,

@@ -12,7 +12,8 @@ pub struct DropConnection;
 /// its probability roll. Returns the latency to add too.
 pub fn pick(core: &mut Core, method: &str, path: &str) -> (u64, Option<FaultKind>) {
     let latency = core.faults.latency_ms;
-    for rule in &mut core.faults.rules {
+    let Core { faults, dice, .. } = core;
+    for rule in &mut faults.rules {
         if rule.remaining == Some(0) {
             continue;
         }
@@ -31,7 +32,7 @@ pub fn pick(core: &mut Core, method: &str, path: &str) -> (u64, Option<FaultKind
             continue;
         }
         if let Some(p) = rule.probability
-            && rand::random::<f64>() >= p
+            && rand::Rng::random::<f64>(dice) >= p
         {
             continue;
         }

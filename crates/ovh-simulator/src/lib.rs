@@ -78,6 +78,8 @@ pub(crate) struct Core {
     pub store: Store,
     pub settings: Settings,
     pub faults: Faults,
+    /// The fault dice, seeded from `faults.seed` whenever faults are set.
+    pub dice: rand::rngs::StdRng,
     pub fail_next: Vec<Option<String>>,
     pub skew_seconds: i64,
     pub counters: BTreeMap<String, u64>,
@@ -196,6 +198,7 @@ impl Simulator {
             store,
             settings,
             faults: Faults::default(),
+            dice: rand::SeedableRng::from_os_rng(),
             fail_next: Vec::new(),
             skew_seconds: 0,
             counters: BTreeMap::new(),
@@ -318,7 +321,12 @@ impl Simulator {
     }
 
     pub fn set_faults(&self, faults: Faults) {
-        self.core().faults = faults;
+        let mut core = self.core();
+        core.dice = match faults.seed {
+            Some(seed) => rand::SeedableRng::seed_from_u64(seed),
+            None => rand::SeedableRng::from_os_rng(),
+        };
+        core.faults = faults;
     }
 
     /// Server clock = real clock + `seconds` (what `/auth/time` returns and dates show).

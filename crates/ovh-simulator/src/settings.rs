@@ -103,6 +103,11 @@ impl Settings {
 pub struct Faults {
     /// Added to every API request before it is handled.
     pub latency_ms: u64,
+    /// Seed of the dice that decide which requests a rule with a `probability` hits: the same
+    /// seed and the same requests give the same faults, so a failing run can be replayed.
+    /// Absent: seeded from the system.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
     /// The first rule that matches a request (and wins its probability roll) applies.
     pub rules: Vec<FaultRule>,
 }
@@ -180,6 +185,9 @@ pub enum FaultKind {
     Timeout,
     /// The request is applied, then the connection is closed without any response.
     LoseResponse,
+    /// The request is handled normally, after this much extra latency (a spike).
+    #[serde(rename_all = "camelCase")]
+    Latency { ms: u64 },
 }
 
 #[cfg(test)]
@@ -191,6 +199,7 @@ mod tests {
     fn faults_round_trip_in_camel_case() {
         let faults = Faults {
             latency_ms: 5,
+            seed: None,
             rules: vec![
                 FaultRule::new(FaultKind::TooManyRequests {
                     retry_after_seconds: 3,

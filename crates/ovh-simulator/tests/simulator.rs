@@ -1176,6 +1176,7 @@ async fn fault_kinds() {
     let set = |rule: FaultRule| {
         sim.sim().set_faults(Faults {
             latency_ms: 0,
+            seed: None,
             rules: vec![rule.times(1)],
         });
     };
@@ -1246,6 +1247,7 @@ async fn fault_kinds() {
 
     sim.sim().set_faults(Faults {
         latency_ms: 200,
+        seed: None,
         rules: vec![],
     });
     let started = Instant::now();
@@ -1755,6 +1757,7 @@ async fn no_secret_in_logs_or_error_bodies() {
         .unwrap();
     sim.sim().set_faults(Faults {
         latency_ms: 0,
+        seed: None,
         rules: vec![FaultRule::new(FaultKind::LoseResponse).times(1)],
     });
     let _ = api.request("GET", &conn_path(id), b"").send().await;
