@@ -1,5 +1,5 @@
 # Thin aliases: the real commands live in scripts/ and Cargo.
-.PHONY: test lint fmt build demo simulator tools
+.PHONY: test lint fmt build demo simulator tools chaos
 
 test:
 	./scripts/test
@@ -22,3 +22,7 @@ simulator:
 
 tools:
 	./scripts/install-test-tools
+
+# The fault campaign at full size: three seeds under each set of simulator switches.
+chaos:
+	SENDCONNECTOR_CHAOS=full cargo test --release --test chaos -- --nocapture

@@ -332,3 +332,138 @@ async fn undecodable_objects_are_reported_and_skipped() {
         "only the good ones"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resource_that_never_reached_ovh_is_deleted_at_once() {
+    let h = Harness::start(HOUR).await;
+    let mut sc = connector_manifest("nowhere");
+    sc.spec.credentials_secret_ref =
+        Some(serde_json::from_value(json!({"name": "no-such-secret"})).unwrap());
+    h.connectors()
+        .create(&PostParams::default(), &sc)
+        .await
+        .unwrap();
+    wait_for("a condition", Duration::from_secs(10), || {
+        ready(&h.object::<SendConnector>("nowhere")).as_deref() == Some("False")
+    })
+    .await;
+    h.connectors()
+        .delete("nowhere", &DeleteParams::default())
+        .await
+        .unwrap();
+    gone(&h, "nowhere").await;
+    assert!(
+        h.events_for("nowhere")
+            .iter()
+            .any(|(r, n)| r == "Deleted" && n.contains("nothing to delete")),
+        "{:?}",
+        h.events_for("nowhere")
+    );
+    let total: u64 = h.sim.sim().counters().values().sum();
+    assert_eq!(total, 0, "no OVH request at all");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_endpoint_shows_a_condition_at_once() {
+    let h = Harness::start(HOUR).await;
+    h.sim.sim().set_faults(Faults {
+        latency_ms: 0,
+        seed: None,
+        rules: vec![FaultRule::new(FaultKind::Timeout)],
+    });
+    h.connectors()
+        .create(&PostParams::default(), &connector_manifest("relay"))
+        .await
+        .unwrap();
+    // Long before the client's timeout (5 s here, 30 s by default).
+    wait_for("a Reconciling condition", Duration::from_secs(2), || {
+        let obj = h.object::<SendConnector>("relay");
+        obj["status"]["conditions"].as_array().is_some_and(|a| {
+            a.iter().any(|c| {
+                c["type"] == "Reconciling"
+                    && c["status"] == "True"
+                    && c["message"]
+                        .as_str()
+                        .unwrap_or("")
+                        .contains("waiting for OVH")
+            })
+        })
+    })
+    .await;
+    h.sim.sim().set_faults(Faults::default());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connector_deleted_out_of_band_is_waited_for_not_a_stall() {
+    let h = Harness::start(Duration::from_secs(2)).await;
+    h.connectors()
+        .create(&PostParams::default(), &connector_manifest("relay"))
+        .await
+        .unwrap();
+    h.bindings()
+        .create(
+            &PostParams::default(),
+            &binding_manifest("newsletter", "relay"),
+        )
+        .await
+        .unwrap();
+    let sc = h.wait_ready::<SendConnector>("relay").await;
+    let old = sc["status"]["connectorId"].as_i64().unwrap();
+    h.wait_ready::<sendconnector_operator::crd::MailboxBinding>("newsletter")
+        .await;
+    h.wait_ovh_settled().await;
+    h.sim.sim().delete_connector(ORG, ORG, old).unwrap();
+    // The binding notices at its next resync; it must wait for the new id, never stall.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let mb = h.object::<sendconnector_operator::crd::MailboxBinding>("newsletter");
+        let stalled = mb["status"]["conditions"].as_array().is_some_and(|a| {
+            a.iter()
+                .any(|c| c["type"] == "Stalled" && c["status"] == "True")
+        });
+        assert!(!stalled, "{:#}", mb["status"]);
+        let sc = h.object::<SendConnector>("relay");
+        let new = sc["status"]["connectorId"].as_i64();
+        let account = h
+            .sim
+            .sim()
+            .account(ORG, ORG, "newsletter@mydomain.ovh")
+            .unwrap();
+        if new.is_some_and(|n| n != old)
+            && account["sendConnectorId"].as_i64() == new
+            && ready(&mb).as_deref() == Some("True")
+        {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{:#}", mb["status"]);
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terminal_error_costs_at_most_three_requests_per_safety_period() {
+    // The safety timer (1 h by default) shortened to 1 s: a stalled resource may cost at
+    // most 3 OVH requests per period, so at most 3 an hour with the default.
+    let period = Duration::from_secs(1);
+    let h = Harness::start_with(HOUR, move |c| c.stalled_retry = period).await;
+    let mut denied = connector_manifest("denied");
+    denied.spec.credentials_secret_ref =
+        Some(serde_json::from_value(json!({"name": "ovh-read-only"})).unwrap());
+    h.connectors()
+        .create(&PostParams::default(), &denied)
+        .await
+        .unwrap();
+    h.wait_condition::<SendConnector>("denied", "False", "OvhError")
+        .await;
+    let before: u64 = h.sim.sim().counters().values().sum();
+    let periods: u32 = 6;
+    tokio::time::sleep(period * periods).await;
+    let after: u64 = h.sim.sim().counters().values().sum();
+    assert!(
+        after - before <= 3 * u64::from(periods),
+        "{} requests in {periods} periods: {:?}",
+        after - before,
+        h.sim.sim().counters()
+    );
+    assert!(after > before, "the safety timer does retry");
+}

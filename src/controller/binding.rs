@@ -54,10 +54,23 @@ pub async fn reconcile(mb: Arc<MailboxBinding>, ctx: Arc<Context>) -> Result<Act
         Api::namespaced(ctx.client.clone(), &mb.namespace().unwrap_or_default());
     let key = key_of(&*mb);
     let uid = mb.uid().unwrap_or_default();
-    let old: Option<MailboxBindingStatus> =
+    let mut old: Option<MailboxBindingStatus> =
         ctx.remembered_status(&uid).or_else(|| mb.status.clone());
     let mut status = old.clone().unwrap_or_default();
     let mut held_inputs: Option<String> = None;
+    if status.conditions.is_empty() && mb.meta().deletion_timestamp.is_none() {
+        // OVH may take long to answer (or not at all): say at once what is going on.
+        report(
+            &ctx,
+            &api,
+            &*mb,
+            old.as_ref(),
+            &mut status,
+            &Verdict::waiting_for_ovh(),
+        )
+        .await?;
+        old = Some(status.clone());
+    }
     let outcome = if mb.meta().deletion_timestamp.is_some() {
         if !has_finalizer(&*mb) {
             return Ok(Action::await_change());
@@ -290,6 +303,26 @@ fn record_targets(status: &mut MailboxBindingStatus, p: &BindingPlan) {
         })
         .collect();
     status.bound = Some(p.bound_summary());
+}
+
+/// A write OVH refused: when the connector itself is gone from OVH (deleted out of band),
+/// that is a wait for its SendConnector to create it again, not a fault of this binding.
+async fn refused_for_a_gone_connector(
+    api: &ExchangeApi,
+    connector: &SendConnector,
+    connector_id: i64,
+    e: OvhError,
+) -> Error {
+    if e.is_retryable() {
+        return e.into();
+    }
+    match api.list_send_connectors_fresh().await {
+        Ok(list) if !list.iter().any(|c| c.id == connector_id) => Error::ConnectorNotReady(format!(
+            "{} (connector {connector_id} is gone from OVH)",
+            connector.name_any()
+        )),
+        _ => e.into(),
+    }
 }
 
 /// Whether a target in this phase may point at the connector on OVH: bound, or written and
@@ -552,7 +585,9 @@ async fn converge(
         ctx.remember_status(&uid, status);
     }
     for w in &p.writes {
-        write(&api, ctx, mb, w, &was_bound).await?;
+        if let Err(e) = write(&api, ctx, mb, w, &was_bound).await {
+            return Err(refused_for_a_gone_connector(&api, &connector, connector_id, e).await);
+        }
     }
     status.connector_id = Some(connector_id);
     record_targets(status, &p);

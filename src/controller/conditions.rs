@@ -30,6 +30,16 @@ pub enum Verdict {
     Planned(String),
 }
 
+impl Verdict {
+    /// The first word on a new resource, before OVH has answered anything.
+    pub fn waiting_for_ovh() -> Self {
+        Self::Progressing {
+            reason: reasons::PROGRESSING,
+            message: "reconciling: waiting for OVH".into(),
+        }
+    }
+}
+
 /// Sets the three conditions; returns whether any changed.
 pub fn apply(
     conditions: &mut Vec<Condition>,

@@ -58,10 +58,23 @@ pub async fn reconcile(sc: Arc<SendConnector>, ctx: Arc<Context>) -> Result<Acti
         Api::namespaced(ctx.client.clone(), &sc.namespace().unwrap_or_default());
     let key = key_of(&*sc);
     let uid = sc.uid().unwrap_or_default();
-    let old: Option<SendConnectorStatus> =
+    let mut old: Option<SendConnectorStatus> =
         ctx.remembered_status(&uid).or_else(|| sc.status.clone());
     let mut status = old.clone().unwrap_or_default();
     let deleting = sc.meta().deletion_timestamp.is_some();
+    if status.conditions.is_empty() && !deleting {
+        // OVH may take long to answer (or not at all): say at once what is going on.
+        report(
+            &ctx,
+            &api,
+            &*sc,
+            old.as_ref(),
+            &mut status,
+            &Verdict::waiting_for_ovh(),
+        )
+        .await?;
+        old = Some(status.clone());
+    }
     let mut held_inputs: Option<String> = None;
     let outcome = if deleting {
         if !has_finalizer(&*sc) {
