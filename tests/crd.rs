@@ -914,3 +914,89 @@ fn the_examples_are_valid() {
         ]
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// The bad-input corpus: the CRD and the operator refuse the same manifests, naming the field
+
+/// Each file of `tests/bad-input/`: its expected field (first line `# expect: FIELD`), its
+/// kind and the object.
+pub fn bad_inputs() -> Vec<(String, String, String, Value)> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/bad-input");
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let field = text
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("# expect: "))
+            .unwrap_or_else(|| panic!("{} starts with # expect: FIELD", path.display()))
+            .to_owned();
+        let object: Value = serde_saphyr::from_str(&text).unwrap();
+        let kind = object["kind"].as_str().unwrap().to_owned();
+        let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+        out.push((name, field, kind, object));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// The operator's verdict on an object: `Some(field)` when it refuses it.
+fn operator_verdict(kind: &str, object: &Value) -> Option<String> {
+    use sendconnector_operator::crd::validation::{validate_binding, validate_connector};
+    fn decoded<K: serde::de::DeserializeOwned>(object: &Value) -> Result<K, String> {
+        serde_path_to_error::deserialize::<_, K>(object).map_err(|e| {
+            // A field missing at the root has the root's path; the message names it.
+            let path = e.path().to_string();
+            if path == "." {
+                e.into_inner()
+                    .to_string()
+                    .replace("missing field ", "")
+                    .replace('`', "")
+            } else {
+                path
+            }
+        })
+    }
+    match kind {
+        "SendConnector" => match decoded::<SendConnector>(object) {
+            Err(path) => Some(path),
+            Ok(sc) => validate_connector(&sc.spec).err().map(|e| e.field),
+        },
+        _ => match decoded::<MailboxBinding>(object) {
+            Err(path) => Some(path),
+            Ok(mb) => validate_binding(&mb.spec).err().map(|e| e.field),
+        },
+    }
+}
+
+#[test]
+fn the_bad_input_corpus_is_refused_by_the_crd_and_the_operator_alike() {
+    let corpus = bad_inputs();
+    assert!(corpus.len() >= 40, "{} manifests", corpus.len());
+    for (name, field, kind, object) in &corpus {
+        let crd = validate(kind, object, None);
+        // The path of a missing field is its parent's, with the field's name in the message.
+        let parent = field.rsplit_once('.').map_or("", |(p, _)| p);
+        let leaf = field
+            .rsplit('.')
+            .next()
+            .unwrap_or(field)
+            .split('[')
+            .next()
+            .unwrap_or("");
+        assert!(
+            crd.iter()
+                .any(|e| e.starts_with(field.as_str())
+                    || (e.starts_with(parent) && e.contains(leaf))),
+            "{name}: the CRD should refuse {field}, said {crd:#?}"
+        );
+        let operator = operator_verdict(kind, object);
+        assert!(
+            operator
+                .as_deref()
+                .is_some_and(|f| f.starts_with(field.as_str()) || field.starts_with(f)),
+            "{name}: the operator should refuse {field}, said {operator:?}"
+        );
+    }
+}

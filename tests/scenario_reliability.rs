@@ -467,3 +467,62 @@ async fn a_terminal_error_costs_at_most_three_requests_per_safety_period() {
     );
     assert!(after > before, "the safety timer does retry");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bad_input_corpus_is_refused_without_an_ovh_write() {
+    let mut h = Harness::start_idle().await;
+    // A real cluster refuses these at apply time (tests/crd.rs); here they are stored the way
+    // a cluster without the CRD's rules would, and the operator must hold its ground.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bad-input");
+    let mut corpus = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        let field = text
+            .lines()
+            .next()
+            .unwrap()
+            .trim_start_matches("# expect: ")
+            .to_owned();
+        let object: Value = serde_saphyr::from_str(&text).unwrap();
+        corpus.push((field, object));
+    }
+    assert!(corpus.len() >= 40);
+    for (_, object) in &corpus {
+        if object["kind"] == "SendConnector" {
+            create_raw::<SendConnector>(&h, object.clone()).await;
+        } else {
+            create_raw::<sendconnector_operator::crd::MailboxBinding>(&h, object.clone()).await;
+        }
+    }
+    h.start_controller(HOUR);
+    for (field, object) in &corpus {
+        let name = object["metadata"]["name"].as_str().unwrap();
+        let kind = object["kind"].as_str().unwrap();
+        let leaf = field.rsplit('.').next().unwrap().split('[').next().unwrap();
+        let names_field = |text: &str| text.contains(field.as_str()) || text.contains(leaf);
+        wait_for(
+            &format!("{kind} {name} refused naming {field}"),
+            Duration::from_secs(20),
+            || {
+                let obj = if kind == "SendConnector" {
+                    h.object::<SendConnector>(name)
+                } else {
+                    h.object::<sendconnector_operator::crd::MailboxBinding>(name)
+                };
+                let stalled = obj["status"]["conditions"].as_array().is_some_and(|a| {
+                    a.iter().any(|c| {
+                        c["type"] == "Ready"
+                            && c["reason"] == "InvalidSpec"
+                            && names_field(c["message"].as_str().unwrap_or(""))
+                    })
+                });
+                stalled
+                    || h.events_for(name)
+                        .iter()
+                        .any(|(r, n)| r == "InvalidSpec" && names_field(n))
+            },
+        )
+        .await;
+    }
+    assert_eq!(h.ovh_writes(), 0, "not one OVH write for bad input");
+}

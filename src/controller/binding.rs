@@ -317,10 +317,12 @@ async fn refused_for_a_gone_connector(
         return e.into();
     }
     match api.list_send_connectors_fresh().await {
-        Ok(list) if !list.iter().any(|c| c.id == connector_id) => Error::ConnectorNotReady(format!(
-            "{} (connector {connector_id} is gone from OVH)",
-            connector.name_any()
-        )),
+        Ok(list) if !list.iter().any(|c| c.id == connector_id) => {
+            Error::ConnectorNotReady(format!(
+                "{} (connector {connector_id} is gone from OVH)",
+                connector.name_any()
+            ))
+        }
         _ => e.into(),
     }
 }
