@@ -277,19 +277,31 @@ fn the_crds_on_a_real_api_server() {
     assert!(!dir.exists(), "down left {}", dir.display());
 }
 
+/// A child process killed when dropped, so a failing test leaves no owner behind.
+struct Owner(std::process::Child);
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
 fn the_control_plane_stops_when_its_owner_exits() {
-    let mut owner = std::process::Command::new("sleep")
-        .arg("600")
-        .spawn()
-        .unwrap();
-    let env = TestEnv::start_owned_by(owner.id()).expect("the control plane must start");
+    let mut owner = Owner(
+        std::process::Command::new("sleep")
+            .arg("600")
+            .spawn()
+            .unwrap(),
+    );
+    let env = TestEnv::start_owned_by(owner.0.id()).expect("the control plane must start");
     let started = pids(&env);
     assert_eq!(started.len(), 4, "{started:?}");
     ok(&env, &["get", "--raw", "/readyz"]);
 
-    owner.kill().unwrap();
-    owner.wait().unwrap();
+    owner.0.kill().unwrap();
+    owner.0.wait().unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     while started.iter().any(|(_, pid)| alive(*pid)) || env.dir().exists() {
         assert!(
