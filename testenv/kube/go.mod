@@ -3,6 +3,9 @@
 // its staging modules at v0.0.0 and replaces them with ./staging/...; a consumer must replace
 // each with the release's real version. The list, the go line and the godebug line come from
 // k8s.io/kubernetes's own go.mod at the pinned tag.
+// No Go file imports the binaries' packages, so `go mod tidy` would drop the require: after
+// changing a version, refresh go.sum with
+//   GOFLAGS=-mod=mod go list -deps k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kubectl >/dev/null
 module sendconnector-operator/testenv/kube
 
 go 1.24.0
