@@ -222,7 +222,7 @@ async fn get_shows_printer_columns() {
     );
 
     let wide = cluster
-        .kubectl_ok(&["get", "sc", "-n", "mail", "-o", "wide"])
+        .kubectl_ok(&["get", "sendconn", "-n", "mail", "-o", "wide"])
         .await;
     let wide_rows = rows(&wide);
     assert_eq!(
@@ -332,7 +332,7 @@ async fn aggregated_discovery_lists_the_custom_resources() {
     assert!(
         table[1..].contains(&vec![
             "sendconnectors".to_owned(),
-            "sc".to_owned(),
+            "sendconn".to_owned(),
             "sendconnector.io/v1alpha1".to_owned(),
             "true".to_owned(),
             "SendConnector".to_owned()
@@ -383,7 +383,7 @@ async fn aggregated_discovery_lists_the_custom_resources() {
             .clone();
         assert_eq!(resource["scope"], "Namespaced");
         assert_eq!(resource["singularResource"], "sendconnector");
-        assert_eq!(resource["shortNames"], json!(["sc"]));
+        assert_eq!(resource["shortNames"], json!(["sendconn"]));
         assert_eq!(resource["responseKind"]["kind"], "SendConnector");
         assert_eq!(resource["subresources"][0]["subresource"], "status");
         assert!(
@@ -711,7 +711,7 @@ async fn get_yaml_and_describe() {
     assert!(yaml.contains("connectorId: 42"), "{yaml}");
 
     let json_out = cluster
-        .kubectl_ok(&["get", "sc", "-n", "mail", "-o", "json"])
+        .kubectl_ok(&["get", "sendconn", "-n", "mail", "-o", "json"])
         .await;
     let list: Value = serde_json::from_str(&json_out).unwrap();
     assert_eq!(list["items"][0]["kind"], "SendConnector");

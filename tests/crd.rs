@@ -71,7 +71,7 @@ fn crds_are_ordered_and_named() {
         ]
     );
     for (crd, (kind, plural, short)) in crds().iter().zip([
-        ("SendConnector", "sendconnectors", "sc"),
+        ("SendConnector", "sendconnectors", "sendconn"),
         ("MailboxBinding", "mailboxbindings", "mbx"),
     ]) {
         assert_eq!(crd.spec.group, "sendconnector.io");

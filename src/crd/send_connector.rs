@@ -37,7 +37,7 @@ fn default_true() -> bool {
     kind = "SendConnector",
     plural = "sendconnectors",
     singular = "sendconnector",
-    shortname = "sc",
+    shortname = "sendconn",
     namespaced,
     status = "SendConnectorStatus",
     derive = "PartialEq",
