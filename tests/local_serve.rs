@@ -1,11 +1,14 @@
 //! `local --serve`: after convergence the embedded Kubernetes API is served over HTTP, and the
 //! real `kubectl` drives the operator through it: apply, wait for Ready, get (with the printer
-//! columns), delete, while the OVH side is a simulator the test can look into.
+//! columns), delete, while the OVH side is a simulator the test can look into. Resources that
+//! arrive through kubectl stay on the simulator, whatever endpoint their Secret names.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use ovh_simulator::{Seed, Simulator, SimulatorConfig};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const ORG: &str = "private-zz111111-1";
@@ -171,4 +174,202 @@ async fn kubectl_applies_waits_gets_and_deletes_through_local_serve() {
         "second-relay was deleted on OVH too"
     );
     drop(k);
+}
+
+const BIN: &str = env!("CARGO_BIN_EXE_sendconnector-operator");
+
+fn examples() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples")
+}
+
+/// A process of the binary, its standard error collected as it comes; killed when dropped.
+struct Process {
+    child: Child,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Process {
+    fn spawn(args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args);
+        for (var, _) in std::env::vars() {
+            if var.starts_with("SENDCONNECTOR_") || var.starts_with("OVH_") || var == "RUST_LOG" {
+                cmd.env_remove(var);
+            }
+        }
+        cmd.env("NO_COLOR", "1")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let pipe = child.stderr.take().unwrap();
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines() {
+                let Ok(line) = line else { break };
+                let mut s = sink.lock().unwrap();
+                s.push_str(&line);
+                s.push('\n');
+            }
+        });
+        Self { child, stderr }
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Waits until `path` exists (the kubeconfig `local --serve` writes).
+    fn wait_file(&mut self, path: &Path) {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while !path.exists() {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("exited early: {status}\n{}", self.stderr());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} never appeared:\n{}",
+                path.display(),
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Sends SIGINT (Ctrl-C) and waits for the exit; returns the exit code and standard error.
+    fn interrupt(mut self) -> (Option<i32>, String) {
+        let status = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(40);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                // Let the reader thread take the last lines.
+                std::thread::sleep(Duration::from_millis(200));
+                return (status.code(), self.stderr());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "still running after SIGINT:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A credentials Secret for the example platform that names the real `ovh-eu` endpoint.
+const OVH_EU_SECRET: &str = "apiVersion: v1
+kind: Secret
+metadata: {name: ovh-api, namespace: mail}
+stringData:
+  endpoint: ovh-eu
+  applicationKey: demo-application-key
+  applicationSecret: demo-application-secret
+  consumerKey: demo-consumer-key
+";
+
+/// The simulator's counter line for one connector creation.
+const CREATION: &str =
+    "1 POST /email/exchange/{organizationName}/service/{exchangeService}/sendConnector";
+
+#[test]
+fn resources_applied_through_kubectl_reach_the_simulator_whatever_their_endpoint() {
+    let environments: [&[(&str, &str)]; 2] = [
+        &[],
+        &[
+            ("OVH_ENDPOINT", "ovh-eu"),
+            ("OVH_APPLICATION_KEY", "demo-application-key"),
+            ("OVH_APPLICATION_SECRET", "demo-application-secret"),
+            ("OVH_CONSUMER_KEY", "demo-consumer-key"),
+        ],
+    ];
+    for env in environments {
+        // The manifests directory holds a Namespace only: everything else comes later.
+        let dir = tempfile::tempdir().unwrap();
+        let manifests = dir.path().join("manifests");
+        std::fs::create_dir(&manifests).unwrap();
+        std::fs::copy(
+            examples().join("00-namespace.yaml"),
+            manifests.join("00-namespace.yaml"),
+        )
+        .unwrap();
+        let kubeconfig = dir.path().join("kubeconfig");
+        let mut local = Process::spawn(
+            &[
+                "local",
+                "-f",
+                manifests.to_str().unwrap(),
+                "--serve",
+                "127.0.0.1:0",
+                "--kubeconfig-out",
+                kubeconfig.to_str().unwrap(),
+            ],
+            env,
+        );
+        local.wait_file(&kubeconfig);
+        let k = Kubectl {
+            kubeconfig,
+            cache: tempfile::tempdir().unwrap(),
+        };
+        k.ok(&["apply", "-f", "-"], Some(OVH_EU_SECRET));
+        for file in ["20-relay-password.yaml", "30-sendconnector.yaml"] {
+            k.ok(
+                &["apply", "-f", examples().join(file).to_str().unwrap()],
+                None,
+            );
+        }
+        let waited = k.run(
+            &[
+                "wait",
+                "--for=condition=Ready",
+                "sendconnector/newsletter-relay",
+                "-n",
+                "mail",
+                "--timeout=60s",
+            ],
+            None,
+        );
+        let status = k.run(
+            &[
+                "get",
+                "sendconnector",
+                "newsletter-relay",
+                "-n",
+                "mail",
+                "-o",
+                "jsonpath={.status.conditions}",
+            ],
+            None,
+        );
+        assert!(
+            waited.status.success(),
+            "{env:?}: not Ready: {}\n{}",
+            String::from_utf8_lossy(&status.stdout),
+            local.stderr()
+        );
+        // The embedded simulator received the calls: its summary counts the creation.
+        let (code, stderr) = local.interrupt();
+        assert_eq!(code, Some(0), "{env:?}:\n{stderr}");
+        let summary: Vec<&str> = stderr
+            .lines()
+            .skip_while(|l| !l.starts_with("OVH simulator: "))
+            .collect();
+        assert!(
+            summary.iter().any(|l| l.trim() == CREATION),
+            "{env:?}: no connector creation on the simulator:\n{stderr}"
+        );
+        assert!(!stderr.contains("api.ovh.com"), "{env:?}:\n{stderr}");
+    }
 }

@@ -42,7 +42,9 @@ pub struct LocalArgs {
     #[arg(long, value_name = "DIR", env = "SENDCONNECTOR_STATE")]
     pub state: Option<PathBuf>,
     /// `simulator` (the embedded OVH simulator), or a real endpoint: `ovh-eu`, `ovh-ca`,
-    /// `ovh-us` or a URL. Only this flag ever sends `local` to a real OVH endpoint.
+    /// `ovh-us` or a URL. Every OVH request goes there, whatever endpoint a Secret (from DIR or
+    /// applied later through `--serve`) or `OVH_ENDPOINT` names: only this flag ever sends
+    /// `local` to a real OVH endpoint.
     #[arg(long, default_value = "simulator", env = "SENDCONNECTOR_OVH_ENDPOINT")]
     pub ovh_endpoint: String,
     /// Seed of the embedded simulator (default: a seed file in the directory, else the
@@ -78,10 +80,11 @@ enum Ovh {
 }
 
 impl Ovh {
-    fn endpoint(&self) -> String {
+    /// Where every OVH request of this run goes.
+    fn endpoint(&self) -> anyhow::Result<Endpoint> {
         match self {
-            Self::Simulator(sim) => sim.base_url(),
-            Self::Real(e) => e.base().to_string(),
+            Self::Simulator(sim) => Ok(Endpoint::parse(&sim.base_url(), None)?),
+            Self::Real(e) => Ok(e.clone()),
         }
     }
 }
@@ -157,19 +160,6 @@ fn simulator_seed(args: &LocalArgs, manifests: &Manifests) -> anyhow::Result<See
         }
     }
     Ok(seed)
-}
-
-/// Points every credentials Secret at the endpoint of this run: `local` never reaches an OVH
-/// endpoint that `--ovh-endpoint` did not name.
-fn with_endpoint(secret: &Value, endpoint: &str) -> Value {
-    let mut data = secret_strings(secret);
-    data.insert("endpoint".into(), endpoint.to_owned());
-    let mut out = secret.clone();
-    if let Some(obj) = out.as_object_mut() {
-        obj.remove("data");
-        obj.insert("stringData".into(), json!(data));
-    }
-    out
 }
 
 fn resource_of(object: &Value) -> Option<ApiResource> {
@@ -286,26 +276,17 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<bool> {
     } else {
         Ovh::Real(Endpoint::parse(&args.ovh_endpoint, None)?)
     };
-    let endpoint = ovh.endpoint();
-
     let client = k8s.client();
-    let connectors: Vec<&Value> = manifests
-        .objects
-        .iter()
-        .filter(|o| o["kind"] == "SendConnector")
-        .collect();
     for object in &manifests.objects {
-        let object = if object["kind"] == "Secret" && is_credentials(object, &connectors) {
-            with_endpoint(object, &endpoint)
-        } else {
-            object.clone()
-        };
-        apply(&client, &object).await?;
+        apply(&client, object).await?;
     }
 
+    // Every OVH request of the controller goes to this run's endpoint, whatever endpoint a
+    // credentials Secret (from DIR or applied later through `--serve`) or `OVH_ENDPOINT` names.
     let mut config = ControllerConfig {
         resync_interval: Duration::from_secs(600),
         dry_run: args.dry_run,
+        endpoint_override: Some(ovh.endpoint()?),
         ..ControllerConfig::default()
     };
     match &ovh {
@@ -317,11 +298,9 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<bool> {
             };
             config.task_poll = Duration::from_millis(250);
         }
-        Ovh::Real(e) => {
+        Ovh::Real(_) => {
             if std::env::vars().any(|(k, _)| k.starts_with("OVH_")) {
-                let mut creds = Credentials::from_env()?;
-                creds.endpoint = e.clone();
-                config.default_credentials_env = Some(creds);
+                config.default_credentials_env = Some(Credentials::from_env()?);
                 config.default_credentials_namespaces = vec!["*".into()];
             }
         }
