@@ -702,6 +702,37 @@ mod tests {
     }
 
     #[test]
+    fn local_needs_a_directory_unless_it_serves_without_a_controller() {
+        let local = |args: &[&str]| {
+            let mut command_line = vec!["sendconnector-operator", "local"];
+            command_line.extend_from_slice(args);
+            Cli::try_parse_from(command_line).map(|cli| match cli.command {
+                Command::Local(args) => args,
+                other => panic!("parsed as {other:?}"),
+            })
+        };
+        let serve = ["--serve", "127.0.0.1:0", "--kubeconfig-out", "k"];
+        let args = local(&[&serve[..], &["--no-controller"]].concat()).unwrap();
+        assert!(args.no_controller && args.dir.is_none());
+        assert_eq!(
+            local(&["-f", "examples"]).unwrap().dir.unwrap().to_str(),
+            Some("examples")
+        );
+        for (args, expected) in [
+            (&[][..], "--filename <DIR>"),
+            (&serve[..], "--filename <DIR>"),
+            (&["--no-controller"][..], "--serve <ADDR>"),
+            (
+                &[&serve[..], &["--no-controller", "--dry-run"]].concat()[..],
+                "cannot be used with",
+            ),
+        ] {
+            let message = local(args).unwrap_err().to_string();
+            assert!(message.contains(expected), "{args:?}: {message}");
+        }
+    }
+
+    #[test]
     fn whole_words_only() {
         assert_eq!(
             replace_word("missing clientId, clientIdX", "clientId", "OVH_CLIENT_ID"),

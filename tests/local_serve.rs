@@ -1,7 +1,8 @@
 //! `local --serve`: after convergence the embedded Kubernetes API is served over HTTP, and the
 //! real `kubectl` drives the operator through it: apply, wait for Ready, get (with the printer
 //! columns), delete, while the OVH side is a simulator the test can look into. Resources that
-//! arrive through kubectl stay on the simulator, whatever endpoint their Secret names.
+//! arrive through kubectl stay on the simulator, whatever endpoint their Secret names; with
+//! `--no-controller`, `run` started on the kubeconfig is the only writer.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use ovh_simulator::{Seed, Simulator, SimulatorConfig};
@@ -372,4 +373,148 @@ fn resources_applied_through_kubectl_reach_the_simulator_whatever_their_endpoint
         );
         assert!(!stderr.contains("api.ovh.com"), "{env:?}:\n{stderr}");
     }
+}
+
+/// Waits for a line of `process`'s standard error holding `what`; returns it.
+fn wait_line(process: &mut Process, what: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(line) = process.stderr().lines().find(|l| l.contains(what)) {
+            return line.to_owned();
+        }
+        if let Ok(Some(status)) = process.child.try_wait() {
+            panic!("exited early ({status}):\n{}", process.stderr());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no line with {what:?}:\n{}",
+            process.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A plain HTTP/1.0 GET on loopback; the answer's body.
+fn http_get(url: &str) -> String {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    assert!(
+        head.starts_with("HTTP/1.") && head.contains(" 200 "),
+        "{head}"
+    );
+    body.to_owned()
+}
+
+#[test]
+fn with_no_controller_run_is_the_only_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    // No -f: the served API starts empty, with the CRDs installed.
+    let mut local = Process::spawn(
+        &[
+            "local",
+            "--serve",
+            "127.0.0.1:0",
+            "--kubeconfig-out",
+            kubeconfig.to_str().unwrap(),
+            "--no-controller",
+        ],
+        &[],
+    );
+    local.wait_file(&kubeconfig);
+    // local says where its simulator is, so that a credentials Secret can name it.
+    let line = wait_line(&mut local, "OVH simulator");
+    let api = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no URL in {line:?}"))
+        .trim_end_matches([',', '.', ';', ')'])
+        .to_owned();
+    assert!(api.ends_with("/1.0"), "{line}");
+    let root = api.trim_end_matches("/1.0").to_owned();
+
+    let operator = Process::spawn(
+        &["run", "--ovh-rate", "50", "--ovh-burst", "50"],
+        &[
+            ("KUBECONFIG", kubeconfig.to_str().unwrap()),
+            ("SENDCONNECTOR_LISTEN", "127.0.0.1:0"),
+            ("HOME", dir.path().to_str().unwrap()),
+        ],
+    );
+    let k = Kubectl {
+        kubeconfig: kubeconfig.clone(),
+        cache: tempfile::tempdir().unwrap(),
+    };
+    let mut manifests = String::new();
+    for file in [
+        "00-namespace.yaml",
+        "10-ovh-credentials.yaml",
+        "20-relay-password.yaml",
+        "30-sendconnector.yaml",
+        "40-mailboxbinding.yaml",
+    ] {
+        let text = std::fs::read_to_string(examples().join(file)).unwrap();
+        manifests.push_str(&text.replace("endpoint: ovh-eu", &format!("endpoint: {api}")));
+        manifests.push_str("\n---\n");
+    }
+    assert!(manifests.contains(&format!("endpoint: {api}")));
+    k.ok(&["apply", "-f", "-"], Some(&manifests));
+    for resource in [
+        "sendconnector/newsletter-relay",
+        "mailboxbinding/newsletter",
+    ] {
+        let waited = k.run(
+            &[
+                "wait",
+                "--for=condition=Ready",
+                resource,
+                "-n",
+                "mail",
+                "--timeout=120s",
+            ],
+            None,
+        );
+        assert!(
+            waited.status.success(),
+            "{resource} not Ready: {}\nrun:\n{}\nlocal:\n{}",
+            String::from_utf8_lossy(&waited.stderr),
+            operator.stderr(),
+            local.stderr()
+        );
+    }
+
+    // One connector on OVH for the one SendConnector, created once: nobody raced `run`.
+    let state: serde_json::Value =
+        serde_json::from_str(&http_get(&format!("{root}/_simulator/state"))).unwrap();
+    let service = state["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["organization"] == ORG)
+        .unwrap();
+    let names: Vec<&str> = service["connectors"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|c| c["fields"]["displayName"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["newsletter-relay"], "{service:#}");
+    let counters: serde_json::Value =
+        serde_json::from_str(&http_get(&format!("{root}/_simulator/counters"))).unwrap();
+    let creations = counters
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(route, _)| route.starts_with("POST ") && route.ends_with("/sendConnector"))
+        .map(|(_, n)| n.as_u64().unwrap())
+        .sum::<u64>();
+    assert_eq!(creations, 1, "{counters:#}");
+    drop(operator);
+    drop(local);
 }

@@ -31,9 +31,14 @@ const DEFAULT_SEED: &str = include_str!("../../examples/simulator-seed.yaml");
 pub struct LocalArgs {
     /// Directory (or file) of manifests: Namespaces, Secrets, SendConnectors and
     /// MailboxBindings, multi-document YAML or JSON. A simulator seed among them is used as the
-    /// simulator's seed.
-    #[arg(short = 'f', long = "filename", value_name = "DIR")]
-    pub dir: PathBuf,
+    /// simulator's seed. Optional with `--no-controller`.
+    #[arg(
+        short = 'f',
+        long = "filename",
+        value_name = "DIR",
+        required_unless_present = "no_controller"
+    )]
+    pub dir: Option<PathBuf>,
     /// Give up waiting after this long (`90s`, `5m`).
     #[arg(long, default_value = "2m", value_parser = humantime::parse_duration, env = "SENDCONNECTOR_TIMEOUT")]
     pub timeout: Duration,
@@ -54,8 +59,10 @@ pub struct LocalArgs {
     /// Plan only: read OVH and print the calls that would be made, write nothing to OVH.
     #[arg(long, env = "SENDCONNECTOR_DRY_RUN")]
     pub dry_run: bool,
-    /// After convergence, keep running and serve the embedded Kubernetes API on this address
-    /// (for `kubectl`).
+    /// After convergence, keep running until Ctrl-C or SIGTERM and serve the embedded
+    /// Kubernetes API on this address (for `kubectl`). Its own controller keeps reconciling
+    /// what is applied there: point no other controller (`run`) at it, or use
+    /// `--no-controller`.
     #[arg(
         long,
         value_name = "ADDR",
@@ -71,6 +78,26 @@ pub struct LocalArgs {
         env = "SENDCONNECTOR_KUBECONFIG_OUT"
     )]
     pub kubeconfig_out: Option<PathBuf>,
+    /// With `--serve`: serve the embedded Kubernetes API alone (CRDs installed, the manifests
+    /// of `-f` applied if given) and run no controller, so that `run` (or any other
+    /// controller) pointed at the kubeconfig is the only writer. The embedded OVH simulator
+    /// is still served; its URL is printed, for a credentials Secret's `endpoint`.
+    #[arg(
+        long,
+        requires = "serve",
+        conflicts_with = "dry_run",
+        env = "SENDCONNECTOR_NO_CONTROLLER"
+    )]
+    pub no_controller: bool,
+    /// Address of the embedded OVH simulator (its API under `http://ADDR/1.0`); any free
+    /// loopback port by default.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "127.0.0.1:0",
+        env = "SENDCONNECTOR_SIMULATOR_LISTEN"
+    )]
+    pub simulator_listen: SocketAddr,
 }
 
 /// The OVH side of a local run.
@@ -243,9 +270,77 @@ fn state_file(state: Option<&Path>, name: &str) -> Option<PathBuf> {
     state.map(|d| d.join(name))
 }
 
+/// The embedded Kubernetes API over HTTP, with a kubeconfig for it, until Ctrl-C or SIGTERM.
+async fn serve(
+    k8s: &ApiServer,
+    addr: SocketAddr,
+    kubeconfig_out: &Path,
+    ovh: &Ovh,
+    with_controller: bool,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("listening on {addr}"))?;
+    let bound = listener.local_addr()?;
+    if let Ovh::Simulator(sim) = ovh {
+        eprintln!(
+            "serving the OVH simulator on {} (a credentials Secret's endpoint; admin API under http://{}/_simulator/)",
+            sim.base_url(),
+            sim.addr()
+        );
+    }
+    std::fs::write(kubeconfig_out, kubeconfig(bound))
+        .with_context(|| format!("writing {}", kubeconfig_out.display()))?;
+    let who = if with_controller {
+        "local's controller reconciles what is applied there"
+    } else {
+        "no controller: start one (sendconnector-operator run) with this kubeconfig"
+    };
+    eprintln!(
+        "serving the embedded Kubernetes API on http://{bound} (kubeconfig: {}); {who}; Ctrl-C stops",
+        kubeconfig_out.display()
+    );
+    let server = k8s.clone();
+    tokio::select! {
+        result = server.serve(listener) => result?,
+        () = crate::cli::shutdown_signal() => {}
+    }
+    Ok(())
+}
+
+/// Saves the cluster with `--state`, then tells what the simulator received.
+fn finish(args: &LocalArgs, k8s: &ApiServer, ovh: &Ovh) -> anyhow::Result<()> {
+    if let Some(path) = state_file(args.state.as_deref(), "cluster.json") {
+        std::fs::write(&path, serde_json::to_vec_pretty(&k8s.snapshot())?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Ovh::Simulator(sim) = ovh {
+        let writes: Vec<String> = sim
+            .sim()
+            .counters()
+            .into_iter()
+            .filter(|(route, _)| !route.starts_with("GET ") && !route.contains("/auth/"))
+            .map(|(route, n)| format!("  {n} {route}"))
+            .collect();
+        eprintln!(
+            "OVH simulator: {} write(s){}",
+            sim.sim().write_count(),
+            if writes.is_empty() {
+                String::new()
+            } else {
+                format!("\n{}", writes.join("\n"))
+            }
+        );
+    }
+    Ok(())
+}
+
 /// Runs `local`; returns whether every resource ended Ready.
 pub async fn run(args: LocalArgs) -> anyhow::Result<bool> {
-    let manifests = load(&args.dir)?;
+    let manifests = match &args.dir {
+        Some(dir) => load(dir)?,
+        None => Manifests::default(),
+    };
     for skipped in &manifests.skipped {
         eprintln!("skipped {skipped}");
     }
@@ -272,13 +367,28 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<bool> {
             state_file: state_file(args.state.as_deref(), "ovh.json"),
             ..SimulatorConfig::default()
         };
-        Ovh::Simulator(Simulator::start(config, SocketAddr::from(([127, 0, 0, 1], 0))).await?)
+        Ovh::Simulator(
+            Simulator::start(config, args.simulator_listen)
+                .await
+                .with_context(|| {
+                    format!("starting the OVH simulator on {}", args.simulator_listen)
+                })?,
+        )
     } else {
         Ovh::Real(Endpoint::parse(&args.ovh_endpoint, None)?)
     };
+
     let client = k8s.client();
     for object in &manifests.objects {
         apply(&client, object).await?;
+    }
+
+    if args.no_controller {
+        if let (Some(addr), Some(out)) = (args.serve, &args.kubeconfig_out) {
+            serve(&k8s, addr, out, &ovh, false).await?;
+        }
+        finish(&args, &k8s, &ovh)?;
+        return Ok(true);
     }
 
     // Every OVH request of the controller goes to this run's endpoint, whatever endpoint a
@@ -351,21 +461,7 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<bool> {
     }
 
     if let (Some(addr), Some(out)) = (args.serve, &args.kubeconfig_out) {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("listening on {addr}"))?;
-        let bound = listener.local_addr()?;
-        std::fs::write(out, kubeconfig(bound))
-            .with_context(|| format!("writing {}", out.display()))?;
-        eprintln!(
-            "serving the embedded Kubernetes API on http://{bound} (kubeconfig: {}); Ctrl-C stops",
-            out.display()
-        );
-        let server = k8s.clone();
-        tokio::select! {
-            result = server.serve(listener) => result?,
-            _ = tokio::signal::ctrl_c() => {}
-        }
+        serve(&k8s, addr, out, &ovh, true).await?;
     }
 
     let _ = stop_tx.send(());
@@ -375,28 +471,7 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<bool> {
     {
         eprintln!("controller stopped with an error: {e}");
     }
-    if let Some(path) = state_file(args.state.as_deref(), "cluster.json") {
-        std::fs::write(&path, serde_json::to_vec_pretty(&k8s.snapshot())?)
-            .with_context(|| format!("writing {}", path.display()))?;
-    }
-    if let Ovh::Simulator(sim) = &ovh {
-        let writes: Vec<String> = sim
-            .sim()
-            .counters()
-            .into_iter()
-            .filter(|(route, _)| !route.starts_with("GET ") && !route.contains("/auth/"))
-            .map(|(route, n)| format!("  {n} {route}"))
-            .collect();
-        eprintln!(
-            "OVH simulator: {} write(s){}",
-            sim.sim().write_count(),
-            if writes.is_empty() {
-                String::new()
-            } else {
-                format!("\n{}", writes.join("\n"))
-            }
-        );
-    }
+    finish(&args, &k8s, &ovh)?;
     drop(ovh);
     Ok(all_ready)
 }
