@@ -98,7 +98,7 @@ fn wait_file(path: &Path, local: &mut Local) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_applies_waits_gets_and_deletes_through_local_serve() {
     let seed = std::fs::read_to_string(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/simulator-seed.yaml"),
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("simulator/seed.yaml"),
     )
     .unwrap();
     let mut seed = Seed::from_yaml(&seed).unwrap();
@@ -516,5 +516,73 @@ fn with_no_controller_run_is_the_only_writer() {
         .sum::<u64>();
     assert_eq!(creations, 1, "{counters:#}");
     drop(operator);
+    drop(local);
+}
+
+#[test]
+fn every_file_in_examples_is_a_kubernetes_object() {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(examples())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(files.len() >= 5, "{files:?}");
+    for file in files {
+        assert!(file.is_file(), "{} is not a file", file.display());
+        let text = std::fs::read_to_string(&file).unwrap();
+        let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text).unwrap();
+        let docs: Vec<_> = docs.into_iter().filter(|d| !d.is_null()).collect();
+        assert!(!docs.is_empty(), "{} holds no object", file.display());
+        for doc in docs {
+            for field in ["/apiVersion", "/kind", "/metadata/name"] {
+                assert!(
+                    doc.pointer(field)
+                        .and_then(|v| v.as_str())
+                        .is_some_and(|v| !v.is_empty()),
+                    "{}: a document without {field}: kubectl apply -f examples/ refuses it",
+                    file.display()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_readme_commands_apply_crds_and_examples_with_kubectl() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    let mut local = Process::spawn(
+        &[
+            "local",
+            "--serve",
+            "127.0.0.1:0",
+            "--kubeconfig-out",
+            kubeconfig.to_str().unwrap(),
+            "--no-controller",
+        ],
+        &[],
+    );
+    local.wait_file(&kubeconfig);
+    let k = Kubectl {
+        kubeconfig,
+        cache: tempfile::tempdir().unwrap(),
+    };
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    // "The resources": kubectl apply -f crds/ && kubectl apply -f examples/
+    k.ok(&["apply", "-f", root.join("crds").to_str().unwrap()], None);
+    let examples = examples();
+    let examples = examples.to_str().unwrap();
+    let applied = k.ok(&["apply", "-f", examples], None);
+    for object in [
+        "namespace/mail",
+        "secret/ovh-api",
+        "secret/relay-password",
+        "sendconnector.sendconnector.io/newsletter-relay",
+        "mailboxbinding.sendconnector.io/newsletter",
+    ] {
+        assert!(applied.contains(&format!("{object} created")), "{applied}");
+    }
+    let again = k.ok(&["apply", "--dry-run=server", "-f", examples], None);
+    assert!(again.contains("(server dry run)"), "{again}");
     drop(local);
 }

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 /// The seed used when neither `--simulator-seed` nor the directory gives one: the example
 /// platform of `examples/`.
-const DEFAULT_SEED: &str = include_str!("../../examples/simulator-seed.yaml");
+const DEFAULT_SEED: &str = include_str!("../../simulator/seed.yaml");
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct LocalArgs {
