@@ -57,6 +57,7 @@ pub struct LocalArgs {
     #[arg(long, value_name = "FILE", env = "SENDCONNECTOR_SIMULATOR_SEED")]
     pub simulator_seed: Option<PathBuf>,
     /// Plan only: read OVH and print the calls that would be made, write nothing to OVH.
+    /// Exit status 0 when nothing would change, 2 when calls are planned, 1 on an error.
     #[arg(long, env = "SENDCONNECTOR_DRY_RUN")]
     pub dry_run: bool,
     /// After convergence, keep running until Ctrl-C or SIGTERM and serve the embedded
@@ -335,8 +336,66 @@ fn finish(args: &LocalArgs, k8s: &ApiServer, ovh: &Ovh) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs `local`; returns whether every resource ended Ready.
-pub async fn run(args: LocalArgs) -> anyhow::Result<bool> {
+/// How a run of `local` ended: its exit status, as `terraform plan -detailed-exitcode` for a
+/// dry run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// Every resource is Ready; with `--dry-run`, nothing would change. Status 0.
+    Ready,
+    /// A resource is not Ready: Stalled, still in progress at `--timeout`, or (`--dry-run`)
+    /// not made Ready by the planned calls. Status 1, as for any error.
+    NotReady,
+    /// `--dry-run`: OVH calls are planned. Status 2.
+    Planned,
+}
+
+impl Exit {
+    pub fn code(self) -> i32 {
+        match self {
+            Self::Ready => 0,
+            Self::NotReady => 1,
+            Self::Planned => 2,
+        }
+    }
+}
+
+/// Whether a resource's `status.plan` holds calls.
+fn has_calls(object: &Value) -> bool {
+    object["status"]["plan"]
+        .as_array()
+        .is_some_and(|p| !p.is_empty())
+}
+
+/// The exit of a run whose resources ended as `objects`.
+fn exit_of(objects: &[&Value], dry_run: bool) -> Exit {
+    let mut planned = false;
+    for o in objects {
+        match outcome(o) {
+            Outcome::Ready => {}
+            Outcome::Planned if dry_run && has_calls(o) => planned = true,
+            Outcome::Planned | Outcome::Stalled | Outcome::Pending => return Exit::NotReady,
+        }
+    }
+    if planned { Exit::Planned } else { Exit::Ready }
+}
+
+/// With `--dry-run`, a binding's plan holds once it was made against its connector's current
+/// id (the connector's own reconcile may give it one after the binding planned).
+fn bindings_agree(connectors: &[Value], bindings: &[Value]) -> bool {
+    bindings.iter().all(|b| {
+        !matches!(outcome(b), Outcome::Planned | Outcome::Ready)
+            || connectors
+                .iter()
+                .find(|c| {
+                    c["metadata"]["namespace"] == b["metadata"]["namespace"]
+                        && c["metadata"]["name"] == b["spec"]["connectorRef"]["name"]
+                })
+                .is_none_or(|c| c["status"]["connectorId"] == b["status"]["connectorId"])
+    })
+}
+
+/// Runs `local`; says how it ended.
+pub async fn run(args: LocalArgs) -> anyhow::Result<Exit> {
     let manifests = match &args.dir {
         Some(dir) => load(dir)?,
         None => Manifests::default(),
@@ -388,7 +447,7 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<bool> {
             serve(&k8s, addr, out, &ovh, false).await?;
         }
         finish(&args, &k8s, &ovh)?;
-        return Ok(true);
+        return Ok(Exit::Ready);
     }
 
     // Every OVH request of the controller goes to this run's endpoint, whatever endpoint a
@@ -429,7 +488,8 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<bool> {
         let settled = connectors
             .iter()
             .chain(&bindings)
-            .all(|o| outcome(o) != Outcome::Pending);
+            .all(|o| outcome(o) != Outcome::Pending)
+            && (!args.dry_run || bindings_agree(&connectors, &bindings));
         if settled || tokio::time::Instant::now() >= deadline || controller.is_finished() {
             break (connectors, bindings);
         }
@@ -444,10 +504,19 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<bool> {
             report::plans(&all)
         );
     }
-    let done = |o: &Value| {
-        outcome(o) == Outcome::Ready || (args.dry_run && outcome(o) == Outcome::Planned)
-    };
-    let all_ready = connectors.iter().chain(&bindings).all(done);
+    let all: Vec<&Value> = connectors.iter().chain(&bindings).collect();
+    let exit = exit_of(&all, args.dry_run);
+    for o in all
+        .iter()
+        .filter(|o| args.dry_run && outcome(o) == Outcome::Planned && !has_calls(o))
+    {
+        eprintln!(
+            "{} {}/{}: no OVH call planned, yet not Ready",
+            o["kind"].as_str().unwrap_or_default(),
+            o["metadata"]["namespace"].as_str().unwrap_or_default(),
+            o["metadata"]["name"].as_str().unwrap_or_default()
+        );
+    }
     let pending = connectors
         .iter()
         .chain(&bindings)
@@ -473,5 +542,58 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<bool> {
     }
     finish(&args, &k8s, &ovh)?;
     drop(ovh);
-    Ok(all_ready)
+    Ok(exit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resource(kind: &str, reason: &str, id: Option<i64>, plan: usize) -> Value {
+        let status = if reason == "Ready" { "True" } else { "False" };
+        json!({
+            "kind": kind,
+            "metadata": {"name": if kind == "SendConnector" { "relay" } else { "team" }, "namespace": "mail", "generation": 1},
+            "spec": {"connectorRef": {"name": "relay"}},
+            "status": {
+                "connectorId": id,
+                "plan": vec![json!({"method": "PUT"}); plan],
+                "conditions": [{"type": "Ready", "status": status, "reason": reason, "observedGeneration": 1}],
+            },
+        })
+    }
+
+    #[test]
+    fn exit_codes_of_a_dry_run() {
+        let ready = resource("SendConnector", "Ready", Some(29), 0);
+        let planned = resource("MailboxBinding", "DryRun", Some(29), 2);
+        let unplanned = resource("MailboxBinding", "DryRun", Some(29), 0);
+        let stalled = resource("MailboxBinding", "Conflict", Some(29), 0);
+        assert_eq!(exit_of(&[&ready], true), Exit::Ready);
+        assert_eq!(exit_of(&[&ready, &planned], true), Exit::Planned);
+        assert_eq!(exit_of(&[&ready, &unplanned], true), Exit::NotReady);
+        assert_eq!(exit_of(&[&planned, &stalled], true), Exit::NotReady);
+        assert_eq!(exit_of(&[&planned], false), Exit::NotReady);
+        assert_eq!(exit_of(&[], true), Exit::Ready);
+        assert_eq!(
+            [Exit::Ready, Exit::NotReady, Exit::Planned].map(Exit::code),
+            [0, 1, 2]
+        );
+    }
+
+    #[test]
+    fn a_binding_planned_before_its_connector_had_an_id_is_not_settled() {
+        let connector = resource("SendConnector", "DryRun", Some(29), 1);
+        let early = resource("MailboxBinding", "DryRun", None, 2);
+        let current = resource("MailboxBinding", "DryRun", Some(29), 2);
+        assert!(!bindings_agree(std::slice::from_ref(&connector), &[early]));
+        assert!(bindings_agree(std::slice::from_ref(&connector), &[current]));
+        let new = resource("SendConnector", "DryRun", None, 1);
+        let against_new = resource("MailboxBinding", "DryRun", None, 2);
+        assert!(bindings_agree(&[new], &[against_new]));
+        assert!(bindings_agree(
+            &[],
+            &[resource("MailboxBinding", "DryRun", None, 1)]
+        ));
+    }
 }
