@@ -5,9 +5,12 @@
 
 FROM docker.io/library/rust:1.95-bookworm AS build
 WORKDIR /src
-# Only what the build reads: the manifest, the lock file and the sources.
+# Only what the build reads: the manifest, the lock file, the sources of the workspace's crates
+# and the simulator seed that `local` embeds.
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+COPY crates ./crates
+COPY simulator/seed.yaml ./simulator/seed.yaml
 RUN cargo build --release --locked --bin sendconnector-operator \
     && cp target/release/sendconnector-operator /sendconnector-operator
 

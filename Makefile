@@ -18,7 +18,7 @@ demo:
 	cargo run --release -- local -f examples/
 
 simulator:
-	cargo run --release -- simulator --seed examples/simulator-seed.yaml
+	cargo run --release -- simulator --seed simulator/seed.yaml
 
 tools:
 	./scripts/install-test-tools

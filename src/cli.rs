@@ -43,6 +43,11 @@ pub enum Command {
     Simulator(crate::simulator_cli::SimulatorArgs),
     /// Run the controller without a cluster on the manifests of a directory, against the
     /// embedded OVH simulator (or `--ovh-endpoint`), and print where every resource ends up.
+    ///
+    /// Exit status: 0 when every resource is Ready, 1 when one is not (Stalled, or still in
+    /// progress at `--timeout`) or on an error. With `--dry-run`, as `terraform plan
+    /// -detailed-exitcode`: 0 when nothing would change, 2 when OVH calls are planned, 1 on
+    /// an error (a bad manifest or flag, a resource Stalled or not planned in time).
     Local(crate::local::LocalArgs),
     /// Read a received message's header block (FILE or stdin) and say whether it left through
     /// a send connector's smart host or through the platform's own outgoing server.
@@ -412,6 +417,22 @@ fn parse_secret_ref(s: &str) -> Result<SecretRef, String> {
     })
 }
 
+/// The subcommand a command line names (its first word that is neither a flag nor the value
+/// of a global flag), even when the line does not parse.
+pub fn subcommand(args: impl IntoIterator<Item = String>) -> Option<String> {
+    let mut args = args.into_iter().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--log-format" | "--log-level" => {
+                args.next();
+            }
+            flag if flag.starts_with('-') => {}
+            word => return Some(word.to_owned()),
+        }
+    }
+    None
+}
+
 /// Resolves on SIGTERM (what Kubernetes sends) or Ctrl-C.
 pub async fn shutdown_signal() {
     #[cfg(unix)]
@@ -699,6 +720,46 @@ mod tests {
             .controller_config(env(&[("OVH_CLIENT_ID", "id")]))
             .unwrap_err();
         assert!(message.contains("missing OVH_CLIENT_SECRET"), "{message}");
+    }
+
+    #[test]
+    fn local_needs_a_directory_unless_it_serves_without_a_controller() {
+        let local = |args: &[&str]| {
+            let mut command_line = vec!["sendconnector-operator", "local"];
+            command_line.extend_from_slice(args);
+            Cli::try_parse_from(command_line).map(|cli| match cli.command {
+                Command::Local(args) => args,
+                other => panic!("parsed as {other:?}"),
+            })
+        };
+        let serve = ["--serve", "127.0.0.1:0", "--kubeconfig-out", "k"];
+        let args = local(&[&serve[..], &["--no-controller"]].concat()).unwrap();
+        assert!(args.no_controller && args.dir.is_none());
+        assert_eq!(
+            local(&["-f", "examples"]).unwrap().dir.unwrap().to_str(),
+            Some("examples")
+        );
+        for (args, expected) in [
+            (&[][..], "--filename <DIR>"),
+            (&serve[..], "--filename <DIR>"),
+            (&["--no-controller"][..], "--serve <ADDR>"),
+            (
+                &[&serve[..], &["--no-controller", "--dry-run"]].concat()[..],
+                "cannot be used with",
+            ),
+        ] {
+            let message = local(args).unwrap_err().to_string();
+            assert!(message.contains(expected), "{args:?}: {message}");
+        }
+    }
+
+    #[test]
+    fn the_subcommand_of_a_command_line() {
+        let of = |line: &str| subcommand(line.split(' ').map(str::to_owned));
+        assert_eq!(of("bin local -f x").as_deref(), Some("local"));
+        assert_eq!(of("bin --log-format json local").as_deref(), Some("local"));
+        assert_eq!(of("bin --log-level=debug run").as_deref(), Some("run"));
+        assert_eq!(of("bin --verbose"), None);
     }
 
     #[test]

@@ -1,10 +1,18 @@
 use clap::Parser;
-use sendconnector_operator::cli::{Cli, Command, RunArgs};
+use sendconnector_operator::cli::{Cli, Command, RunArgs, subcommand};
 use sendconnector_operator::{controller, crd, local, simulator_cli, telemetry};
 
 #[tokio::main]
 async fn main() {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // `local` keeps 2 for "calls planned" (`--dry-run`): its usage errors are errors, 1.
+        Err(e) if e.use_stderr() && subcommand(std::env::args()).as_deref() == Some("local") => {
+            let _ = e.print();
+            std::process::exit(1)
+        }
+        Err(e) => e.exit(),
+    };
     telemetry::init(cli.log_format, &cli.log_level);
     let result = match cli.command {
         Command::Crds => crd::crds_yaml()
@@ -15,10 +23,11 @@ async fn main() {
         Command::VerifyHeader(args) => {
             std::process::exit(sendconnector_operator::verify_header::run(&args).await)
         }
-        // Exit 1 when some resource did not become Ready.
-        Command::Local(args) => local::run(args).await.map(|ready| {
-            if !ready {
-                std::process::exit(1)
+        // 0: everything Ready (dry run: nothing to change); 1: not Ready, or an error;
+        // 2: dry run with calls planned.
+        Command::Local(args) => local::run(args).await.map(|exit| {
+            if exit.code() != 0 {
+                std::process::exit(exit.code())
             }
         }),
     };

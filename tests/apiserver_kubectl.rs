@@ -152,17 +152,18 @@ impl Cluster {
 }
 
 /// The cells of each line of a kubectl table, cut where the header's columns start (cells may
-/// be empty or contain spaces).
+/// be empty or contain spaces; so may headers such as `LAST SEEN`: columns are at least two
+/// spaces apart).
 fn rows(output: &str) -> Vec<Vec<String>> {
     let mut lines = output.lines();
     let header = lines.next().unwrap_or_default();
     let mut starts = Vec::new();
-    let mut previous = ' ';
+    let mut spaces = 2;
     for (i, c) in header.char_indices() {
-        if c != ' ' && previous == ' ' {
+        if c != ' ' && spaces >= 2 {
             starts.push(i);
         }
-        previous = c;
+        spaces = if c == ' ' { spaces + 1 } else { 0 };
     }
     std::iter::once(header)
         .chain(lines)
@@ -804,4 +805,207 @@ async fn get_all_namespaces_and_watch() {
     let added = next_line().await;
     assert!(added.starts_with("second"), "{added}");
     watching.kill().await.unwrap();
+}
+
+/// The row of `table` whose cell `column` is `value`.
+fn row_with<'a>(table: &'a [Vec<String>], column: usize, value: &str) -> &'a [String] {
+    table
+        .iter()
+        .find(|r| r.get(column).is_some_and(|c| c == value))
+        .unwrap_or_else(|| panic!("no row with {value:?} in column {column}: {table:?}"))
+}
+
+fn is_age(cell: &str) -> bool {
+    let digits = cell.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    !digits.is_empty() && digits.len() < cell.len() && digits.parse::<u32>().is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_shows_the_usual_columns_of_built_in_kinds() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    use k8s_openapi::api::core::v1::{ConfigMap, Event, Secret};
+    let cluster = Cluster::start().await;
+    let client = &cluster.client;
+    let create = PostParams::default();
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "ovh-api"},
+        "type": "Opaque",
+        "stringData": {"applicationKey": "ak", "applicationSecret": "as", "consumerKey": "ck"},
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(client.clone(), "mail")
+        .create(&create, &secret)
+        .await
+        .unwrap();
+    let config_map: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "settings"},
+        "data": {"a": "1", "b": "2"},
+        "binaryData": {"c": "AA=="},
+    }))
+    .unwrap();
+    Api::<ConfigMap>::namespaced(client.clone(), "mail")
+        .create(&create, &config_map)
+        .await
+        .unwrap();
+    let lease: Lease = serde_json::from_value(json!({
+        "metadata": {"name": "sendconnector-operator"},
+        "spec": {"holderIdentity": "operator-5d8f-abcde", "leaseDurationSeconds": 15},
+    }))
+    .unwrap();
+    Api::<Lease>::namespaced(client.clone(), "mail")
+        .create(&create, &lease)
+        .await
+        .unwrap();
+    let connector = cluster.create_connector("shown", "smtp.example.com").await;
+    let event: Event = serde_json::from_value(json!({
+        "metadata": {"name": "shown.1"},
+        "involvedObject": {
+            "apiVersion": "sendconnector.io/v1alpha1",
+            "kind": "SendConnector",
+            "name": "shown",
+            "namespace": "mail",
+            "fieldPath": "spec.smartHost",
+        },
+        "reason": "Created",
+        "message": "created the connector on OVH\n",
+        "type": "Normal",
+        "count": 3,
+        "firstTimestamp": "2024-01-01T00:00:00Z",
+        "lastTimestamp": "2024-01-01T00:00:00Z",
+        "source": {"component": "sendconnector-operator", "host": "node-1"},
+    }))
+    .unwrap();
+    Api::<Event>::namespaced(client.clone(), "mail")
+        .create(&create, &event)
+        .await
+        .unwrap();
+    // An events.k8s.io/v1 Event, as the operator's recorder writes them.
+    kube::runtime::events::Recorder::new(
+        client.clone(),
+        kube::runtime::events::Reporter {
+            controller: "sendconnector-operator".to_owned(),
+            instance: Some("pod-1".to_owned()),
+        },
+    )
+    .publish(
+        &kube::runtime::events::Event {
+            type_: kube::runtime::events::EventType::Warning,
+            reason: "Throttled".to_owned(),
+            note: Some("OVH asked to slow down".to_owned()),
+            action: "Reconcile".to_owned(),
+            secondary: None,
+        },
+        &connector.object_ref(&ApiResource::erase::<SendConnector>(&())),
+    )
+    .await
+    .unwrap();
+
+    let out = cluster.kubectl_ok(&["get", "ns"]).await;
+    let table = rows(&out);
+    assert_eq!(table[0], ["NAME", "STATUS", "AGE"], "{out}");
+    assert_eq!(row_with(&table, 0, "mail")[1], "Active", "{out}");
+
+    let out = cluster.kubectl_ok(&["get", "secrets", "-n", "mail"]).await;
+    let table = rows(&out);
+    assert_eq!(table[0], ["NAME", "TYPE", "DATA", "AGE"], "{out}");
+    let row = row_with(&table, 0, "ovh-api");
+    assert_eq!(row[1..3], ["Opaque", "3"], "{out}");
+    assert!(is_age(&row[3]), "{out}");
+
+    let out = cluster
+        .kubectl_ok(&["get", "configmaps", "-n", "mail"])
+        .await;
+    let table = rows(&out);
+    assert_eq!(table[0], ["NAME", "DATA", "AGE"], "{out}");
+    assert_eq!(row_with(&table, 0, "settings")[1], "3", "{out}");
+
+    let out = cluster.kubectl_ok(&["get", "leases", "-n", "mail"]).await;
+    let table = rows(&out);
+    assert_eq!(table[0], ["NAME", "HOLDER", "AGE"], "{out}");
+    assert_eq!(
+        row_with(&table, 0, "sendconnector-operator")[1],
+        "operator-5d8f-abcde",
+        "{out}"
+    );
+
+    // Both Event APIs, as kubectl shows them on a real cluster.
+    for resource in ["events", "events.events.k8s.io"] {
+        let out = cluster.kubectl_ok(&["get", resource, "-A"]).await;
+        let table = rows(&out);
+        assert_eq!(
+            table[0],
+            [
+                "NAMESPACE",
+                "LAST SEEN",
+                "TYPE",
+                "REASON",
+                "OBJECT",
+                "MESSAGE"
+            ],
+            "{resource}: {out}"
+        );
+        let created = row_with(&table, 3, "Created");
+        assert_eq!(
+            created[..],
+            [
+                "mail",
+                created[1].as_str(),
+                "Normal",
+                "Created",
+                "sendconnector/shown",
+                "created the connector on OVH"
+            ],
+            "{resource}: {out}"
+        );
+        assert!(
+            created[1].ends_with('d') || created[1].ends_with('y'),
+            "{out}"
+        );
+        let throttled = row_with(&table, 3, "Throttled");
+        assert!(is_age(&throttled[1]), "{resource}: {out}");
+        assert_eq!(
+            throttled[2..],
+            [
+                "Warning",
+                "Throttled",
+                "sendconnector/shown",
+                "OVH asked to slow down"
+            ],
+            "{resource}: {out}"
+        );
+
+        let out = cluster
+            .kubectl_ok(&["get", resource, "-n", "mail", "-o", "wide"])
+            .await;
+        let table = rows(&out);
+        assert_eq!(
+            table[0],
+            [
+                "LAST SEEN",
+                "TYPE",
+                "REASON",
+                "OBJECT",
+                "SUBOBJECT",
+                "SOURCE",
+                "MESSAGE",
+                "FIRST SEEN",
+                "COUNT",
+                "NAME"
+            ],
+            "{resource}: {out}"
+        );
+        let created = row_with(&table, 2, "Created");
+        assert_eq!(
+            created[4..6],
+            ["spec.smartHost", "sendconnector-operator, node-1"],
+            "{out}"
+        );
+        assert_eq!(created[8..], ["3", "shown.1"], "{out}");
+        let throttled = row_with(&table, 2, "Throttled");
+        assert_eq!(
+            throttled[5], "sendconnector-operator, pod-1",
+            "{resource}: {out}"
+        );
+        assert_eq!(throttled[8], "1", "{resource}: {out}");
+    }
 }

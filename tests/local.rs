@@ -218,7 +218,11 @@ fn a_dry_run_prints_exactly_the_missing_calls_and_writes_nothing() {
         &[],
     );
     let (out, err) = text(&dry);
-    assert!(dry.status.success(), "{out}\n{err}");
+    assert_eq!(
+        dry.status.code(),
+        Some(2),
+        "calls are planned:\n{out}\n{err}"
+    );
     assert_eq!(writes(&err), (0, vec![]), "a dry run writes nothing: {err}");
     let plan: Vec<&str> = out
         .lines()
@@ -242,4 +246,52 @@ fn a_dry_run_prints_exactly_the_missing_calls_and_writes_nothing() {
         "{out}"
     );
     assert!(out.contains(r#"{"sendConnectorId":29}"#), "{out}");
+}
+
+#[test]
+fn a_dry_run_exits_0_with_nothing_to_change_2_with_calls_planned_1_on_an_error() {
+    let dir = examples();
+    let dir = dir.to_str().unwrap();
+
+    // A fresh platform: everything is to be created.
+    let fresh = local(&["-f", dir, "--dry-run", "--timeout", "60s"], &[]);
+    let (out, err) = text(&fresh);
+    assert_eq!(fresh.status.code(), Some(2), "{out}\n{err}");
+    assert!(out.contains("Planned OVH calls"), "{out}");
+
+    // After a real run, the same manifests and state: nothing to change.
+    let state = tempfile::tempdir().unwrap();
+    let state = state.path().to_str().unwrap();
+    let real = local(&["-f", dir, "--state", state, "--timeout", "60s"], &[]);
+    assert_eq!(real.status.code(), Some(0), "{:?}", text(&real));
+    let again = local(
+        &["-f", dir, "--state", state, "--dry-run", "--timeout", "60s"],
+        &[],
+    );
+    let (out, err) = text(&again);
+    assert_eq!(again.status.code(), Some(0), "{out}\n{err}");
+    assert_eq!(writes(&err), (0, vec![]), "{err}");
+    assert!(out.contains("nothing to change"), "{out}");
+
+    // Errors: a manifest that is not YAML, and a bad flag value.
+    let bad = tempfile::tempdir().unwrap();
+    copy_dir(&examples(), bad.path());
+    std::fs::write(bad.path().join("50-bad.yaml"), "kind: [unclosed\n").unwrap();
+    let broken = local(
+        &[
+            "-f",
+            bad.path().to_str().unwrap(),
+            "--dry-run",
+            "--timeout",
+            "60s",
+        ],
+        &[],
+    );
+    let (out, err) = text(&broken);
+    assert_eq!(broken.status.code(), Some(1), "{out}\n{err}");
+    assert!(err.contains("50-bad.yaml"), "{err}");
+    let flag = local(&["-f", dir, "--dry-run", "--timeout", "soon"], &[]);
+    let (out, err) = text(&flag);
+    assert_eq!(flag.status.code(), Some(1), "{out}\n{err}");
+    assert!(err.contains("--timeout"), "{err}");
 }

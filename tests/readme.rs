@@ -1,6 +1,7 @@
 //! The README's configuration tables say what the binary and the chart really take: every
 //! `run` flag of `--help` is in the flags table with its variable, and every value of the
 //! chart's values table exists in `values.yaml` (and every top-level value is documented).
+//! Its snippets work: the python-ovh lines of the simulator section drive a simulator.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use serde_json::Value;
@@ -135,4 +136,111 @@ fn the_values_table_is_what_the_chart_takes() {
         undocumented.is_empty(),
         "values.yaml has undocumented values: {undocumented:?}"
     );
+}
+
+/// The code blocks of one `## ` section fenced as ```` ```LANG ````.
+fn code_blocks(title: &str, lang: &str) -> Vec<String> {
+    let mut blocks = Vec::new();
+    let mut current: Option<Vec<String>> = None;
+    for line in section(title) {
+        let fence = line.trim_start();
+        match &mut current {
+            None if fence == format!("```{lang}") => current = Some(Vec::new()),
+            Some(lines) if fence == "```" => {
+                blocks.push(lines.join("\n") + "\n");
+                current = None;
+            }
+            Some(lines) => lines.push(line.clone()),
+            None => {}
+        }
+    }
+    blocks
+}
+
+/// The simulator binary, as the README starts it, on a free port; killed when dropped.
+struct RunningSimulator(std::process::Child, String);
+
+impl RunningSimulator {
+    fn start(seed: &std::path::Path) -> Self {
+        use std::io::{BufRead, BufReader};
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sendconnector-operator"))
+            .args([
+                "--log-format",
+                "plain",
+                "simulator",
+                "--listen",
+                "127.0.0.1:0",
+                "--seed",
+            ])
+            .arg(seed)
+            .env("NO_COLOR", "1")
+            .env_remove("RUST_LOG")
+            .env_remove("SENDCONNECTOR_LISTEN")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let root = loop {
+            let line = lines
+                .next()
+                .expect("the simulator says where it listens")
+                .unwrap();
+            if let Some(at) = line.find("listening on http://") {
+                let url = line[at + "listening on ".len()..]
+                    .split_whitespace()
+                    .next()
+                    .unwrap();
+                break url.trim_end_matches("/1.0").to_owned();
+            }
+        };
+        std::thread::spawn(move || lines.for_each(drop));
+        Self(child, root)
+    }
+}
+
+impl Drop for RunningSimulator {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn the_python_snippet_drives_the_simulator() {
+    let title = "## The OVHcloud Exchange API simulator";
+    let blocks = code_blocks(title, "python");
+    assert_eq!(blocks.len(), 1, "one python-ovh snippet in {title}");
+    let snippet = &blocks[0];
+    // The snippet names the simulator at the README's --listen address.
+    let address = "http://127.0.0.1:8089";
+    assert!(snippet.contains(address), "{snippet}");
+    let python = root().join(".tools/venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run ./scripts/install-test-tools (or `make test`, which does)",
+        python.display()
+    );
+    let sim = RunningSimulator::start(&root().join("simulator/seed.yaml"));
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("snippet.py");
+    std::fs::write(&script, snippet.replace(address, &sim.1)).unwrap();
+    let out = Command::new(python)
+        .arg(&script)
+        .env_remove("OVH_ENDPOINT")
+        .env_remove("OVH_APPLICATION_KEY")
+        .env_remove("OVH_APPLICATION_SECRET")
+        .env_remove("OVH_CONSUMER_KEY")
+        .env_remove("OVH_CLIENT_ID")
+        .env_remove("OVH_CLIENT_SECRET")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{snippet}\n{stdout}\n{stderr}");
+    // What the snippet prints: the signed and the OAuth2 client both got answers.
+    assert!(stdout.contains("[]"), "{stdout}");
+    assert!(stdout.contains("newsletter@mydomain.ovh"), "{stdout}");
+    drop(sim);
 }

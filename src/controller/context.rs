@@ -2,7 +2,9 @@
 //! client per set of credentials (so they share a request budget), Events and backoff state.
 use super::leader::LeaderElection;
 use crate::crd::{MailboxBinding, SendConnector};
-use crate::ovh::{BudgetRegistry, BudgetSettings, ClientOptions, Credentials, ExchangeClient};
+use crate::ovh::{
+    BudgetRegistry, BudgetSettings, ClientOptions, Credentials, Endpoint, ExchangeClient,
+};
 use crate::telemetry::{Metrics, Telemetry};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::Store;
@@ -27,6 +29,10 @@ pub struct ControllerConfig {
     /// Default OVH credentials from the `OVH_*` environment variables, used when no default
     /// Secret is configured.
     pub default_credentials_env: Option<Credentials>,
+    /// The one OVH endpoint every request goes to, whatever endpoint a credentials Secret or
+    /// the `OVH_*` variables name (`local` mode: the embedded simulator, or `--ovh-endpoint`).
+    /// `None` (`run`): each set of credentials uses its own endpoint.
+    pub endpoint_override: Option<Endpoint>,
     /// Requeue delay after a terminal (Stalled) error: a slow safety timer.
     pub stalled_retry: Duration,
     /// Per-object backoff after retryable errors: first delay and cap.
@@ -53,6 +59,7 @@ impl Default for ControllerConfig {
             default_credentials_secret: None,
             default_credentials_namespaces: Vec::new(),
             default_credentials_env: None,
+            endpoint_override: None,
             stalled_retry: Duration::from_secs(3600),
             backoff_base: Duration::from_secs(5),
             backoff_max: Duration::from_secs(300),

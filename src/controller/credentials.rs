@@ -48,14 +48,16 @@ async fn secret_credentials(
 
 /// The OVH client for a resource of `namespace` whose credentials Secret is `own`, or else
 /// the operator's default credentials (its Secret, or failing that the `OVH_*` environment
-/// variables), where that namespace may use them. A refusal costs no OVH request.
+/// variables), where that namespace may use them. A refusal costs no OVH request. With an
+/// endpoint override ([`ControllerConfig::endpoint_override`](super::ControllerConfig)), the
+/// credentials are used there and nowhere else.
 pub async fn exchange_client(
     ctx: &Context,
     namespace: &str,
     own: Option<&str>,
 ) -> Result<ExchangeClient, Error> {
     let config = &ctx.config;
-    let credentials = match own {
+    let mut credentials = match own {
         Some(name) => secret_credentials(ctx, namespace, name).await?,
         None if !config.has_default_credentials() => {
             return Err(Error::NoCredentials(
@@ -80,6 +82,9 @@ pub async fn exchange_client(
             }
         },
     };
+    if let Some(endpoint) = &config.endpoint_override {
+        credentials.endpoint = endpoint.clone();
+    }
     let identity = credentials.identity();
     let mut clients = ctx
         .ovh_clients

@@ -25,15 +25,20 @@ use std::time::Duration;
 
 /// The seed used when neither `--simulator-seed` nor the directory gives one: the example
 /// platform of `examples/`.
-const DEFAULT_SEED: &str = include_str!("../../examples/simulator-seed.yaml");
+const DEFAULT_SEED: &str = include_str!("../../simulator/seed.yaml");
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct LocalArgs {
     /// Directory (or file) of manifests: Namespaces, Secrets, SendConnectors and
     /// MailboxBindings, multi-document YAML or JSON. A simulator seed among them is used as the
-    /// simulator's seed.
-    #[arg(short = 'f', long = "filename", value_name = "DIR")]
-    pub dir: PathBuf,
+    /// simulator's seed. Optional with `--no-controller`.
+    #[arg(
+        short = 'f',
+        long = "filename",
+        value_name = "DIR",
+        required_unless_present = "no_controller"
+    )]
+    pub dir: Option<PathBuf>,
     /// Give up waiting after this long (`90s`, `5m`).
     #[arg(long, default_value = "2m", value_parser = humantime::parse_duration, env = "SENDCONNECTOR_TIMEOUT")]
     pub timeout: Duration,
@@ -42,7 +47,9 @@ pub struct LocalArgs {
     #[arg(long, value_name = "DIR", env = "SENDCONNECTOR_STATE")]
     pub state: Option<PathBuf>,
     /// `simulator` (the embedded OVH simulator), or a real endpoint: `ovh-eu`, `ovh-ca`,
-    /// `ovh-us` or a URL. Only this flag ever sends `local` to a real OVH endpoint.
+    /// `ovh-us` or a URL. Every OVH request goes there, whatever endpoint a Secret (from DIR or
+    /// applied later through `--serve`) or `OVH_ENDPOINT` names: only this flag ever sends
+    /// `local` to a real OVH endpoint.
     #[arg(long, default_value = "simulator", env = "SENDCONNECTOR_OVH_ENDPOINT")]
     pub ovh_endpoint: String,
     /// Seed of the embedded simulator (default: a seed file in the directory, else the
@@ -50,10 +57,13 @@ pub struct LocalArgs {
     #[arg(long, value_name = "FILE", env = "SENDCONNECTOR_SIMULATOR_SEED")]
     pub simulator_seed: Option<PathBuf>,
     /// Plan only: read OVH and print the calls that would be made, write nothing to OVH.
+    /// Exit status 0 when nothing would change, 2 when calls are planned, 1 on an error.
     #[arg(long, env = "SENDCONNECTOR_DRY_RUN")]
     pub dry_run: bool,
-    /// After convergence, keep running and serve the embedded Kubernetes API on this address
-    /// (for `kubectl`).
+    /// After convergence, keep running until Ctrl-C or SIGTERM and serve the embedded
+    /// Kubernetes API on this address (for `kubectl`). Its own controller keeps reconciling
+    /// what is applied there: point no other controller (`run`) at it, or use
+    /// `--no-controller`.
     #[arg(
         long,
         value_name = "ADDR",
@@ -69,6 +79,26 @@ pub struct LocalArgs {
         env = "SENDCONNECTOR_KUBECONFIG_OUT"
     )]
     pub kubeconfig_out: Option<PathBuf>,
+    /// With `--serve`: serve the embedded Kubernetes API alone (CRDs installed, the manifests
+    /// of `-f` applied if given) and run no controller, so that `run` (or any other
+    /// controller) pointed at the kubeconfig is the only writer. The embedded OVH simulator
+    /// is still served; its URL is printed, for a credentials Secret's `endpoint`.
+    #[arg(
+        long,
+        requires = "serve",
+        conflicts_with = "dry_run",
+        env = "SENDCONNECTOR_NO_CONTROLLER"
+    )]
+    pub no_controller: bool,
+    /// Address of the embedded OVH simulator (its API under `http://ADDR/1.0`); any free
+    /// loopback port by default.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "127.0.0.1:0",
+        env = "SENDCONNECTOR_SIMULATOR_LISTEN"
+    )]
+    pub simulator_listen: SocketAddr,
 }
 
 /// The OVH side of a local run.
@@ -78,10 +108,11 @@ enum Ovh {
 }
 
 impl Ovh {
-    fn endpoint(&self) -> String {
+    /// Where every OVH request of this run goes.
+    fn endpoint(&self) -> anyhow::Result<Endpoint> {
         match self {
-            Self::Simulator(sim) => sim.base_url(),
-            Self::Real(e) => e.base().to_string(),
+            Self::Simulator(sim) => Ok(Endpoint::parse(&sim.base_url(), None)?),
+            Self::Real(e) => Ok(e.clone()),
         }
     }
 }
@@ -157,19 +188,6 @@ fn simulator_seed(args: &LocalArgs, manifests: &Manifests) -> anyhow::Result<See
         }
     }
     Ok(seed)
-}
-
-/// Points every credentials Secret at the endpoint of this run: `local` never reaches an OVH
-/// endpoint that `--ovh-endpoint` did not name.
-fn with_endpoint(secret: &Value, endpoint: &str) -> Value {
-    let mut data = secret_strings(secret);
-    data.insert("endpoint".into(), endpoint.to_owned());
-    let mut out = secret.clone();
-    if let Some(obj) = out.as_object_mut() {
-        obj.remove("data");
-        obj.insert("stringData".into(), json!(data));
-    }
-    out
 }
 
 fn resource_of(object: &Value) -> Option<ApiResource> {
@@ -253,9 +271,135 @@ fn state_file(state: Option<&Path>, name: &str) -> Option<PathBuf> {
     state.map(|d| d.join(name))
 }
 
-/// Runs `local`; returns whether every resource ended Ready.
-pub async fn run(args: LocalArgs) -> anyhow::Result<bool> {
-    let manifests = load(&args.dir)?;
+/// The embedded Kubernetes API over HTTP, with a kubeconfig for it, until Ctrl-C or SIGTERM.
+async fn serve(
+    k8s: &ApiServer,
+    addr: SocketAddr,
+    kubeconfig_out: &Path,
+    ovh: &Ovh,
+    with_controller: bool,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("listening on {addr}"))?;
+    let bound = listener.local_addr()?;
+    if let Ovh::Simulator(sim) = ovh {
+        eprintln!(
+            "serving the OVH simulator on {} (a credentials Secret's endpoint; admin API under http://{}/_simulator/)",
+            sim.base_url(),
+            sim.addr()
+        );
+    }
+    std::fs::write(kubeconfig_out, kubeconfig(bound))
+        .with_context(|| format!("writing {}", kubeconfig_out.display()))?;
+    let who = if with_controller {
+        "local's controller reconciles what is applied there"
+    } else {
+        "no controller: start one (sendconnector-operator run) with this kubeconfig"
+    };
+    eprintln!(
+        "serving the embedded Kubernetes API on http://{bound} (kubeconfig: {}); {who}; Ctrl-C stops",
+        kubeconfig_out.display()
+    );
+    let server = k8s.clone();
+    tokio::select! {
+        result = server.serve(listener) => result?,
+        () = crate::cli::shutdown_signal() => {}
+    }
+    Ok(())
+}
+
+/// Saves the cluster with `--state`, then tells what the simulator received.
+fn finish(args: &LocalArgs, k8s: &ApiServer, ovh: &Ovh) -> anyhow::Result<()> {
+    if let Some(path) = state_file(args.state.as_deref(), "cluster.json") {
+        std::fs::write(&path, serde_json::to_vec_pretty(&k8s.snapshot())?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Ovh::Simulator(sim) = ovh {
+        let writes: Vec<String> = sim
+            .sim()
+            .counters()
+            .into_iter()
+            .filter(|(route, _)| !route.starts_with("GET ") && !route.contains("/auth/"))
+            .map(|(route, n)| format!("  {n} {route}"))
+            .collect();
+        eprintln!(
+            "OVH simulator: {} write(s){}",
+            sim.sim().write_count(),
+            if writes.is_empty() {
+                String::new()
+            } else {
+                format!("\n{}", writes.join("\n"))
+            }
+        );
+    }
+    Ok(())
+}
+
+/// How a run of `local` ended: its exit status, as `terraform plan -detailed-exitcode` for a
+/// dry run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// Every resource is Ready; with `--dry-run`, nothing would change. Status 0.
+    Ready,
+    /// A resource is not Ready: Stalled, still in progress at `--timeout`, or (`--dry-run`)
+    /// not made Ready by the planned calls. Status 1, as for any error.
+    NotReady,
+    /// `--dry-run`: OVH calls are planned. Status 2.
+    Planned,
+}
+
+impl Exit {
+    pub fn code(self) -> i32 {
+        match self {
+            Self::Ready => 0,
+            Self::NotReady => 1,
+            Self::Planned => 2,
+        }
+    }
+}
+
+/// Whether a resource's `status.plan` holds calls.
+fn has_calls(object: &Value) -> bool {
+    object["status"]["plan"]
+        .as_array()
+        .is_some_and(|p| !p.is_empty())
+}
+
+/// The exit of a run whose resources ended as `objects`.
+fn exit_of(objects: &[&Value], dry_run: bool) -> Exit {
+    let mut planned = false;
+    for o in objects {
+        match outcome(o) {
+            Outcome::Ready => {}
+            Outcome::Planned if dry_run && has_calls(o) => planned = true,
+            Outcome::Planned | Outcome::Stalled | Outcome::Pending => return Exit::NotReady,
+        }
+    }
+    if planned { Exit::Planned } else { Exit::Ready }
+}
+
+/// With `--dry-run`, a binding's plan holds once it was made against its connector's current
+/// id (the connector's own reconcile may give it one after the binding planned).
+fn bindings_agree(connectors: &[Value], bindings: &[Value]) -> bool {
+    bindings.iter().all(|b| {
+        !matches!(outcome(b), Outcome::Planned | Outcome::Ready)
+            || connectors
+                .iter()
+                .find(|c| {
+                    c["metadata"]["namespace"] == b["metadata"]["namespace"]
+                        && c["metadata"]["name"] == b["spec"]["connectorRef"]["name"]
+                })
+                .is_none_or(|c| c["status"]["connectorId"] == b["status"]["connectorId"])
+    })
+}
+
+/// Runs `local`; says how it ended.
+pub async fn run(args: LocalArgs) -> anyhow::Result<Exit> {
+    let manifests = match &args.dir {
+        Some(dir) => load(dir)?,
+        None => Manifests::default(),
+    };
     for skipped in &manifests.skipped {
         eprintln!("skipped {skipped}");
     }
@@ -282,30 +426,36 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<bool> {
             state_file: state_file(args.state.as_deref(), "ovh.json"),
             ..SimulatorConfig::default()
         };
-        Ovh::Simulator(Simulator::start(config, SocketAddr::from(([127, 0, 0, 1], 0))).await?)
+        Ovh::Simulator(
+            Simulator::start(config, args.simulator_listen)
+                .await
+                .with_context(|| {
+                    format!("starting the OVH simulator on {}", args.simulator_listen)
+                })?,
+        )
     } else {
         Ovh::Real(Endpoint::parse(&args.ovh_endpoint, None)?)
     };
-    let endpoint = ovh.endpoint();
 
     let client = k8s.client();
-    let connectors: Vec<&Value> = manifests
-        .objects
-        .iter()
-        .filter(|o| o["kind"] == "SendConnector")
-        .collect();
     for object in &manifests.objects {
-        let object = if object["kind"] == "Secret" && is_credentials(object, &connectors) {
-            with_endpoint(object, &endpoint)
-        } else {
-            object.clone()
-        };
-        apply(&client, &object).await?;
+        apply(&client, object).await?;
     }
 
+    if args.no_controller {
+        if let (Some(addr), Some(out)) = (args.serve, &args.kubeconfig_out) {
+            serve(&k8s, addr, out, &ovh, false).await?;
+        }
+        finish(&args, &k8s, &ovh)?;
+        return Ok(Exit::Ready);
+    }
+
+    // Every OVH request of the controller goes to this run's endpoint, whatever endpoint a
+    // credentials Secret (from DIR or applied later through `--serve`) or `OVH_ENDPOINT` names.
     let mut config = ControllerConfig {
         resync_interval: Duration::from_secs(600),
         dry_run: args.dry_run,
+        endpoint_override: Some(ovh.endpoint()?),
         ..ControllerConfig::default()
     };
     match &ovh {
@@ -317,11 +467,9 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<bool> {
             };
             config.task_poll = Duration::from_millis(250);
         }
-        Ovh::Real(e) => {
+        Ovh::Real(_) => {
             if std::env::vars().any(|(k, _)| k.starts_with("OVH_")) {
-                let mut creds = Credentials::from_env()?;
-                creds.endpoint = e.clone();
-                config.default_credentials_env = Some(creds);
+                config.default_credentials_env = Some(Credentials::from_env()?);
                 config.default_credentials_namespaces = vec!["*".into()];
             }
         }
@@ -340,7 +488,8 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<bool> {
         let settled = connectors
             .iter()
             .chain(&bindings)
-            .all(|o| outcome(o) != Outcome::Pending);
+            .all(|o| outcome(o) != Outcome::Pending)
+            && (!args.dry_run || bindings_agree(&connectors, &bindings));
         if settled || tokio::time::Instant::now() >= deadline || controller.is_finished() {
             break (connectors, bindings);
         }
@@ -355,10 +504,19 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<bool> {
             report::plans(&all)
         );
     }
-    let done = |o: &Value| {
-        outcome(o) == Outcome::Ready || (args.dry_run && outcome(o) == Outcome::Planned)
-    };
-    let all_ready = connectors.iter().chain(&bindings).all(done);
+    let all: Vec<&Value> = connectors.iter().chain(&bindings).collect();
+    let exit = exit_of(&all, args.dry_run);
+    for o in all
+        .iter()
+        .filter(|o| args.dry_run && outcome(o) == Outcome::Planned && !has_calls(o))
+    {
+        eprintln!(
+            "{} {}/{}: no OVH call planned, yet not Ready",
+            o["kind"].as_str().unwrap_or_default(),
+            o["metadata"]["namespace"].as_str().unwrap_or_default(),
+            o["metadata"]["name"].as_str().unwrap_or_default()
+        );
+    }
     let pending = connectors
         .iter()
         .chain(&bindings)
@@ -372,21 +530,7 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<bool> {
     }
 
     if let (Some(addr), Some(out)) = (args.serve, &args.kubeconfig_out) {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("listening on {addr}"))?;
-        let bound = listener.local_addr()?;
-        std::fs::write(out, kubeconfig(bound))
-            .with_context(|| format!("writing {}", out.display()))?;
-        eprintln!(
-            "serving the embedded Kubernetes API on http://{bound} (kubeconfig: {}); Ctrl-C stops",
-            out.display()
-        );
-        let server = k8s.clone();
-        tokio::select! {
-            result = server.serve(listener) => result?,
-            _ = tokio::signal::ctrl_c() => {}
-        }
+        serve(&k8s, addr, out, &ovh, true).await?;
     }
 
     let _ = stop_tx.send(());
@@ -396,28 +540,60 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<bool> {
     {
         eprintln!("controller stopped with an error: {e}");
     }
-    if let Some(path) = state_file(args.state.as_deref(), "cluster.json") {
-        std::fs::write(&path, serde_json::to_vec_pretty(&k8s.snapshot())?)
-            .with_context(|| format!("writing {}", path.display()))?;
+    finish(&args, &k8s, &ovh)?;
+    drop(ovh);
+    Ok(exit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resource(kind: &str, reason: &str, id: Option<i64>, plan: usize) -> Value {
+        let status = if reason == "Ready" { "True" } else { "False" };
+        json!({
+            "kind": kind,
+            "metadata": {"name": if kind == "SendConnector" { "relay" } else { "team" }, "namespace": "mail", "generation": 1},
+            "spec": {"connectorRef": {"name": "relay"}},
+            "status": {
+                "connectorId": id,
+                "plan": vec![json!({"method": "PUT"}); plan],
+                "conditions": [{"type": "Ready", "status": status, "reason": reason, "observedGeneration": 1}],
+            },
+        })
     }
-    if let Ovh::Simulator(sim) = &ovh {
-        let writes: Vec<String> = sim
-            .sim()
-            .counters()
-            .into_iter()
-            .filter(|(route, _)| !route.starts_with("GET ") && !route.contains("/auth/"))
-            .map(|(route, n)| format!("  {n} {route}"))
-            .collect();
-        eprintln!(
-            "OVH simulator: {} write(s){}",
-            sim.sim().write_count(),
-            if writes.is_empty() {
-                String::new()
-            } else {
-                format!("\n{}", writes.join("\n"))
-            }
+
+    #[test]
+    fn exit_codes_of_a_dry_run() {
+        let ready = resource("SendConnector", "Ready", Some(29), 0);
+        let planned = resource("MailboxBinding", "DryRun", Some(29), 2);
+        let unplanned = resource("MailboxBinding", "DryRun", Some(29), 0);
+        let stalled = resource("MailboxBinding", "Conflict", Some(29), 0);
+        assert_eq!(exit_of(&[&ready], true), Exit::Ready);
+        assert_eq!(exit_of(&[&ready, &planned], true), Exit::Planned);
+        assert_eq!(exit_of(&[&ready, &unplanned], true), Exit::NotReady);
+        assert_eq!(exit_of(&[&planned, &stalled], true), Exit::NotReady);
+        assert_eq!(exit_of(&[&planned], false), Exit::NotReady);
+        assert_eq!(exit_of(&[], true), Exit::Ready);
+        assert_eq!(
+            [Exit::Ready, Exit::NotReady, Exit::Planned].map(Exit::code),
+            [0, 1, 2]
         );
     }
-    drop(ovh);
-    Ok(all_ready)
+
+    #[test]
+    fn a_binding_planned_before_its_connector_had_an_id_is_not_settled() {
+        let connector = resource("SendConnector", "DryRun", Some(29), 1);
+        let early = resource("MailboxBinding", "DryRun", None, 2);
+        let current = resource("MailboxBinding", "DryRun", Some(29), 2);
+        assert!(!bindings_agree(std::slice::from_ref(&connector), &[early]));
+        assert!(bindings_agree(std::slice::from_ref(&connector), &[current]));
+        let new = resource("SendConnector", "DryRun", None, 1);
+        let against_new = resource("MailboxBinding", "DryRun", None, 2);
+        assert!(bindings_agree(&[new], &[against_new]));
+        assert!(bindings_agree(
+            &[],
+            &[resource("MailboxBinding", "DryRun", None, 1)]
+        ));
+    }
 }

@@ -1,6 +1,6 @@
 //! One Event storage seen through two APIs, as upstream does: `events.k8s.io/v1` Events (what
 //! kube-rs' recorder writes) also show up in `v1` Event lists, which `kubectl describe` and
-//! `kubectl get events` read.
+//! `kubectl get events` read, and `v1` Events in `events.k8s.io/v1` lists.
 
 use serde_json::{Map, Value, json};
 
@@ -17,6 +17,44 @@ pub fn new_api_key() -> ResourceKey {
 /// Whether `key` is the core `v1` Event collection.
 pub fn is_core(key: &ResourceKey) -> bool {
     key.group.is_empty() && key.plural == "events"
+}
+
+/// The core `v1` Event collection, whose objects `events.k8s.io` lists also show.
+pub fn core_key() -> ResourceKey {
+    ResourceKey {
+        group: String::new(),
+        plural: "events".to_owned(),
+    }
+}
+
+/// A `v1` Event as the `events.k8s.io/v1` API shows it.
+pub fn from_core(event: &Value) -> Value {
+    let field = |name: &str| event.get(name).filter(|v| !v.is_null()).cloned();
+    let mut new = Map::new();
+    new.insert("apiVersion".to_owned(), json!("events.k8s.io/v1"));
+    new.insert("kind".to_owned(), json!("Event"));
+    for (from, to) in [
+        ("metadata", "metadata"),
+        ("involvedObject", "regarding"),
+        ("related", "related"),
+        ("reason", "reason"),
+        ("message", "note"),
+        ("type", "type"),
+        ("action", "action"),
+        ("eventTime", "eventTime"),
+        ("series", "series"),
+        ("reportingComponent", "reportingController"),
+        ("reportingInstance", "reportingInstance"),
+        ("source", "deprecatedSource"),
+        ("firstTimestamp", "deprecatedFirstTimestamp"),
+        ("lastTimestamp", "deprecatedLastTimestamp"),
+        ("count", "deprecatedCount"),
+    ] {
+        if let Some(value) = field(from) {
+            new.insert(to.to_owned(), value);
+        }
+    }
+    Value::Object(new)
 }
 
 /// An `events.k8s.io/v1` Event as the `v1` API shows it.
@@ -95,5 +133,42 @@ mod tests {
         assert_eq!(core["firstTimestamp"], "2024-01-01T00:00:00.000000Z");
         assert_eq!(core["lastTimestamp"], "2024-01-01T00:05:00.000000Z");
         assert!(core.get("note").is_none());
+    }
+
+    #[test]
+    fn maps_core_fields_to_the_new_api() {
+        let core = json!({
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": "e2", "namespace": "mail"},
+            "involvedObject": {"kind": "SendConnector", "name": "relay", "namespace": "mail"},
+            "reason": "Created",
+            "message": "created on OVH",
+            "type": "Normal",
+            "count": 2,
+            "firstTimestamp": "2024-01-01T00:00:00Z",
+            "lastTimestamp": "2024-01-01T00:05:00Z",
+            "source": {"component": "kubelet", "host": "node-1"}
+        });
+        let new = from_core(&core);
+        assert_eq!(new["apiVersion"], "events.k8s.io/v1");
+        assert_eq!(new["regarding"]["name"], "relay");
+        assert_eq!(new["note"], "created on OVH");
+        assert_eq!(new["deprecatedCount"], 2);
+        assert_eq!(new["deprecatedSource"]["host"], "node-1");
+        assert_eq!(new["deprecatedLastTimestamp"], "2024-01-01T00:05:00Z");
+        assert!(new.get("message").is_none() && new.get("involvedObject").is_none());
+        // Back through the v1 API: what it was.
+        let back = to_core(&new);
+        for field in [
+            "involvedObject",
+            "message",
+            "count",
+            "source",
+            "firstTimestamp",
+            "lastTimestamp",
+        ] {
+            assert_eq!(back[field], core[field], "{field}");
+        }
     }
 }

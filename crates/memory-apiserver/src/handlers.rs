@@ -327,12 +327,21 @@ fn list(
         .list(&kind.key(), route.namespace.as_deref())
         .map(|(key, object)| (key, Cow::Borrowed(object)))
         .collect();
+    // One Event storage, two APIs: each lists the other's Events too, in its own form.
     if events::is_core(&kind.key()) {
         candidates.extend(
             state
                 .store
                 .list(&events::new_api_key(), route.namespace.as_deref())
                 .map(|(key, object)| (key, Cow::Owned(events::to_core(object)))),
+        );
+        candidates.sort_by_key(|(key, _)| *key);
+    } else if kind.key() == events::new_api_key() {
+        candidates.extend(
+            state
+                .store
+                .list(&events::core_key(), route.namespace.as_deref())
+                .map(|(key, object)| (key, Cow::Owned(events::from_core(object)))),
         );
         candidates.sort_by_key(|(key, _)| *key);
     }

@@ -67,7 +67,7 @@ impl ResourceKind {
             schema: None,
             short_names: Vec::new(),
             categories: Vec::new(),
-            printer_columns: vec![PrinterColumn::age()],
+            printer_columns: PrinterColumn::for_builtin(group, kind),
         }
     }
 

@@ -1,17 +1,18 @@
 //! Server-side `Table` output (`Accept: application/json;as=Table;v=v1;g=meta.k8s.io`), which is
-//! how `kubectl get` shows a custom resource's `additionalPrinterColumns`, and the small JSONPath
-//! evaluator those columns need.
+//! how `kubectl get` shows a custom resource's `additionalPrinterColumns` and the usual columns
+//! of the built-in kinds, and the small JSONPath evaluator those columns need.
 //!
 //! Cells follow the apiextensions table convertor: the first JSONPath result only, `null` when
 //! there is none (kubectl prints `<none>`), integers and numbers as JSON numbers, dates humanised
-//! as ages ("3m", "2d4h").
+//! as ages ("3m", "2d4h"). The built-in kinds' columns are upstream's printers
+//! (`pkg/printers/internalversion`): some cells are computed ([`Computed`]), not read.
 
 use axum::http::HeaderMap;
 use axum::http::header::ACCEPT;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     CustomResourceColumnDefinition, CustomResourceDefinition,
 };
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::resources::ResourceKind;
 
@@ -39,6 +40,128 @@ pub struct PrinterColumn {
     pub priority: i32,
     /// JSONPath into the object.
     pub json_path: String,
+    /// A cell no JSONPath gives (a built-in kind's), computed instead of `json_path`.
+    pub computed: Option<Computed>,
+}
+
+/// Cells of the built-in kinds' columns that upstream's printers compute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Computed {
+    /// How many keys `data` holds (a Secret's `DATA`).
+    DataCount,
+    /// How many keys `data` and `binaryData` hold (a ConfigMap's `DATA`).
+    ConfigMapDataCount,
+    /// A column of `kubectl get events`, from the Event in its `v1` form (an `events.k8s.io`
+    /// Event is read as the `v1` API shows it).
+    Event(EventColumn),
+}
+
+/// The columns of `kubectl get events` (upstream's `printEvent`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventColumn {
+    /// The age of the last occurrence: `series.lastObservedTime`, `lastTimestamp`, else the
+    /// first one.
+    LastSeen,
+    Type,
+    Reason,
+    /// `kind/name` of the object the Event is about, the kind in lower case.
+    Object,
+    /// `involvedObject.fieldPath`.
+    Subobject,
+    /// The reporting component, and its instance after a comma.
+    Source,
+    /// The message, trimmed.
+    Message,
+    /// The age of the first occurrence: `firstTimestamp`, else `eventTime`.
+    FirstSeen,
+    /// `series.count`, else `count`, at least 1.
+    Count,
+    Name,
+}
+
+impl Computed {
+    fn cell(self, object: &Value) -> Value {
+        let keys = |field: &str| {
+            object
+                .get(field)
+                .and_then(Value::as_object)
+                .map_or(0, Map::len)
+        };
+        match self {
+            Self::DataCount => Value::from(keys("data")),
+            Self::ConfigMapDataCount => Value::from(keys("data") + keys("binaryData")),
+            Self::Event(column) => {
+                if object.get("apiVersion").and_then(Value::as_str) == Some("events.k8s.io/v1") {
+                    column.cell(&super::events::to_core(object))
+                } else {
+                    column.cell(object)
+                }
+            }
+        }
+    }
+}
+
+impl EventColumn {
+    fn cell(self, event: &Value) -> Value {
+        let text = |path: &str| {
+            event
+                .pointer(path)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let age = |path: &str| {
+            event
+                .pointer(path)
+                .and_then(Value::as_str)
+                .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+                .map(|t| human_age(jiff::Timestamp::now(), t))
+        };
+        let first_seen = || {
+            age("/firstTimestamp")
+                .or_else(|| age("/eventTime"))
+                .unwrap_or_else(|| "<unknown>".to_owned())
+        };
+        let series = event.get("series").filter(|s| s.is_object());
+        Value::String(match self {
+            Self::LastSeen => match series {
+                Some(_) => {
+                    age("/series/lastObservedTime").unwrap_or_else(|| "<unknown>".to_owned())
+                }
+                None => age("/lastTimestamp").unwrap_or_else(first_seen),
+            },
+            Self::FirstSeen => first_seen(),
+            Self::Type => text("/type"),
+            Self::Reason => text("/reason"),
+            Self::Object => {
+                let kind = text("/involvedObject/kind").to_lowercase();
+                match text("/involvedObject/name") {
+                    name if name.is_empty() => kind,
+                    name => format!("{kind}/{name}"),
+                }
+            }
+            Self::Subobject => text("/involvedObject/fieldPath"),
+            Self::Source => {
+                let either = |a: String, b: String| if a.is_empty() { b } else { a };
+                let component = either(text("/source/component"), text("/reportingComponent"));
+                let instance = either(text("/source/host"), text("/reportingInstance"));
+                match (component.is_empty(), instance.is_empty()) {
+                    (true, _) => "<unknown>".to_owned(),
+                    (false, true) => component,
+                    (false, false) => format!("{component}, {instance}"),
+                }
+            }
+            Self::Message => text("/message").trim().to_owned(),
+            Self::Count => {
+                let count = match series {
+                    Some(s) => s.get("count").and_then(Value::as_i64),
+                    None => event.get("count").and_then(Value::as_i64),
+                };
+                return Value::from(count.filter(|n| *n != 0).unwrap_or(1));
+            }
+            Self::Name => text("/metadata/name"),
+        })
+    }
 }
 
 impl PrinterColumn {
@@ -50,7 +173,36 @@ impl PrinterColumn {
             description: column.description.clone().unwrap_or_default(),
             priority: column.priority.unwrap_or_default(),
             json_path: column.json_path.clone(),
+            computed: None,
         }
+    }
+
+    /// A string column read at `json_path`.
+    pub fn string(name: &str, json_path: &str, description: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            type_: "string".to_owned(),
+            format: String::new(),
+            description: description.to_owned(),
+            priority: 0,
+            json_path: json_path.to_owned(),
+            computed: None,
+        }
+    }
+
+    /// A column whose cells are computed.
+    pub fn computed(name: &str, computed: Computed, description: &str) -> Self {
+        Self {
+            computed: Some(computed),
+            ..Self::string(name, "", description)
+        }
+    }
+
+    /// Shown only with `-o wide`.
+    #[must_use]
+    pub fn wide(mut self) -> Self {
+        self.priority = 1;
+        self
     }
 
     /// The column every kind gets when it declares none: the object's age.
@@ -62,6 +214,105 @@ impl PrinterColumn {
             description: AGE_DESCRIPTION.to_owned(),
             priority: 0,
             json_path: ".metadata.creationTimestamp".to_owned(),
+            computed: None,
+        }
+    }
+
+    /// The columns upstream's printers give the built-in kind `group`/`kind` (after `Name`,
+    /// or, for Events, with `Name` last and wide only); `Age` alone for the others.
+    pub fn for_builtin(group: &str, kind: &str) -> Vec<Self> {
+        match (group, kind) {
+            ("", "Namespace") => vec![
+                Self::string("Status", ".status.phase", "The status of the namespace"),
+                Self::age(),
+            ],
+            ("", "Secret") => vec![
+                Self::string(
+                    "Type",
+                    ".type",
+                    "Used to facilitate programmatic handling of secret data.",
+                ),
+                Self::computed("Data", Computed::DataCount, "The number of keys in data."),
+                Self::age(),
+            ],
+            ("", "ConfigMap") => vec![
+                Self::computed(
+                    "Data",
+                    Computed::ConfigMapDataCount,
+                    "The number of keys in data and binaryData.",
+                ),
+                Self::age(),
+            ],
+            ("coordination.k8s.io", "Lease") => vec![
+                Self::string(
+                    "Holder",
+                    ".spec.holderIdentity",
+                    "holderIdentity contains the identity of the holder of a current lease.",
+                ),
+                Self::age(),
+            ],
+            ("" | "events.k8s.io", "Event") => {
+                let event = |name: &str, column: EventColumn, description: &str| {
+                    Self::computed(name, Computed::Event(column), description)
+                };
+                let name = Self {
+                    format: "name".to_owned(),
+                    ..event("Name", EventColumn::Name, NAME_DESCRIPTION).wide()
+                };
+                vec![
+                    event(
+                        "Last Seen",
+                        EventColumn::LastSeen,
+                        "The time at which the most recent occurrence of this event was recorded.",
+                    ),
+                    event(
+                        "Type",
+                        EventColumn::Type,
+                        "Type of this event (Normal, Warning).",
+                    ),
+                    event(
+                        "Reason",
+                        EventColumn::Reason,
+                        "A short, machine understandable string that gives the reason for the transition into the object's current status.",
+                    ),
+                    event(
+                        "Object",
+                        EventColumn::Object,
+                        "The object that this event is about.",
+                    ),
+                    event(
+                        "Subobject",
+                        EventColumn::Subobject,
+                        "The field of the object the event is about.",
+                    )
+                    .wide(),
+                    event(
+                        "Source",
+                        EventColumn::Source,
+                        "The component reporting this event.",
+                    )
+                    .wide(),
+                    event(
+                        "Message",
+                        EventColumn::Message,
+                        "A human-readable description of the status of this operation.",
+                    ),
+                    event(
+                        "First Seen",
+                        EventColumn::FirstSeen,
+                        "The time at which the event was first recorded.",
+                    )
+                    .wide(),
+                    event(
+                        "Count",
+                        EventColumn::Count,
+                        "The number of times this event has occurred.",
+                    )
+                    .wide(),
+                    name,
+                ]
+            }
+            _ => vec![Self::age()],
         }
     }
 
@@ -76,6 +327,9 @@ impl PrinterColumn {
 
     /// The cell of this column for `object`, as the Table carries it.
     fn cell(&self, object: &Value) -> Value {
+        if let Some(computed) = self.computed {
+            return computed.cell(object);
+        }
         let Some(value) = evaluate(&self.json_path, object).into_iter().next() else {
             return Value::Null;
         };
@@ -177,13 +431,20 @@ pub(crate) fn table(
     include: IncludeObject,
 ) -> Value {
     let columns = &kind.printer_columns;
-    let mut definitions = vec![json!({
-        "name": "Name",
-        "type": "string",
-        "format": "name",
-        "description": NAME_DESCRIPTION,
-        "priority": 0,
-    })];
+    // A kind whose columns hold the name (Events: last, wide only) gets no leading Name.
+    let leading_name = !columns
+        .iter()
+        .any(|c| c.computed.is_some() && c.format == "name");
+    let mut definitions = Vec::new();
+    if leading_name {
+        definitions.push(json!({
+            "name": "Name",
+            "type": "string",
+            "format": "name",
+            "description": NAME_DESCRIPTION,
+            "priority": 0,
+        }));
+    }
     definitions.extend(columns.iter().map(|c| {
         json!({
             "name": c.name,
@@ -196,11 +457,15 @@ pub(crate) fn table(
     let rows: Vec<Value> = objects
         .iter()
         .map(|object| {
-            let name = object
-                .pointer("/metadata/name")
-                .cloned()
-                .unwrap_or(Value::Null);
-            let mut cells = vec![name];
+            let mut cells = Vec::new();
+            if leading_name {
+                cells.push(
+                    object
+                        .pointer("/metadata/name")
+                        .cloned()
+                        .unwrap_or(Value::Null),
+                );
+            }
             cells.extend(columns.iter().map(|c| c.cell(object)));
             let mut row = json!({ "cells": cells });
             match include {
@@ -568,6 +833,7 @@ mod tests {
             description: String::new(),
             priority: 0,
             json_path: path.to_owned(),
+            computed: None,
         };
         let o = object();
         assert_eq!(column("integer", ".status.connectorId").cell(&o), json!(42));
@@ -625,6 +891,120 @@ mod tests {
         bare.spec.versions[0].additional_printer_columns = None;
         let cells = printer_cells(&bare, &json!({"metadata": {}}));
         assert_eq!(cells, vec![("Age".to_owned(), String::new())]);
+    }
+
+    fn cells(group: &str, kind: &str, object: &Value) -> Vec<(String, Value)> {
+        PrinterColumn::for_builtin(group, kind)
+            .iter()
+            .map(|c| (c.name.clone(), c.cell(object)))
+            .collect()
+    }
+
+    fn cell(group: &str, kind: &str, object: &Value, column: &str) -> Value {
+        cells(group, kind, object)
+            .into_iter()
+            .find(|(name, _)| name == column)
+            .map(|(_, v)| v)
+            .unwrap()
+    }
+
+    #[test]
+    fn built_in_kinds_have_upstreams_columns() {
+        let names = |group: &str, kind: &str| -> Vec<String> {
+            PrinterColumn::for_builtin(group, kind)
+                .into_iter()
+                .filter(|c| c.priority == 0)
+                .map(|c| c.name)
+                .collect()
+        };
+        assert_eq!(names("", "Namespace"), ["Status", "Age"]);
+        assert_eq!(names("", "Secret"), ["Type", "Data", "Age"]);
+        assert_eq!(names("", "ConfigMap"), ["Data", "Age"]);
+        assert_eq!(names("coordination.k8s.io", "Lease"), ["Holder", "Age"]);
+        assert_eq!(
+            names("events.k8s.io", "Event"),
+            ["Last Seen", "Type", "Reason", "Object", "Message"]
+        );
+        assert_eq!(
+            names("apiextensions.k8s.io", "CustomResourceDefinition"),
+            ["Age"]
+        );
+
+        let secret = json!({"type": "kubernetes.io/tls", "data": {"tls.crt": "", "tls.key": ""}});
+        assert_eq!(
+            cell("", "Secret", &secret, "Type"),
+            json!("kubernetes.io/tls")
+        );
+        assert_eq!(cell("", "Secret", &secret, "Data"), json!(2));
+        assert_eq!(cell("", "Secret", &json!({}), "Data"), json!(0));
+        let config_map = json!({"data": {"a": "1"}, "binaryData": {"b": "AA=="}});
+        assert_eq!(cell("", "ConfigMap", &config_map, "Data"), json!(2));
+        assert_eq!(
+            cell(
+                "",
+                "Namespace",
+                &json!({"status": {"phase": "Terminating"}}),
+                "Status"
+            ),
+            json!("Terminating")
+        );
+    }
+
+    #[test]
+    fn event_cells_like_kubectl() {
+        // Ages at minute or hour precision, so that a second passing changes nothing.
+        let ago = |seconds: i64| {
+            (jiff::Timestamp::now() - jiff::SignedDuration::from_secs(seconds)).to_string()
+        };
+        let core = json!({
+            "apiVersion": "v1",
+            "metadata": {"name": "relay.1"},
+            "involvedObject": {"kind": "SendConnector", "name": "relay", "fieldPath": "spec.port"},
+            "type": "Normal",
+            "reason": "Updated",
+            "message": "  port 587  ",
+            "source": {"component": "sendconnector-operator"},
+            "firstTimestamp": ago(600),
+            "count": 0,
+        });
+        let e = |column: &str| cell("", "Event", &core, column);
+        assert_eq!(e("Object"), json!("sendconnector/relay"));
+        assert_eq!(e("Subobject"), json!("spec.port"));
+        assert_eq!(e("Message"), json!("port 587"));
+        assert_eq!(e("Source"), json!("sendconnector-operator"));
+        assert_eq!(e("First Seen"), json!("10m"));
+        // No lastTimestamp: the first; a count of 0 is one occurrence.
+        assert_eq!(e("Last Seen"), json!("10m"));
+        assert_eq!(e("Count"), json!(1));
+        assert_eq!(e("Name"), json!("relay.1"));
+
+        let mut series = core.clone();
+        series["series"] = json!({"count": 4, "lastObservedTime": ago(3 * 3600)});
+        assert_eq!(cell("", "Event", &series, "Last Seen"), json!("3h"));
+        assert_eq!(cell("", "Event", &series, "Count"), json!(4));
+        let bare = json!({"involvedObject": {"kind": "Node"}});
+        assert_eq!(cell("", "Event", &bare, "Object"), json!("node"));
+        assert_eq!(cell("", "Event", &bare, "Source"), json!("<unknown>"));
+        assert_eq!(cell("", "Event", &bare, "Last Seen"), json!("<unknown>"));
+
+        // An events.k8s.io Event is read as the v1 API shows it.
+        let new = json!({
+            "apiVersion": "events.k8s.io/v1",
+            "metadata": {"name": "relay.2"},
+            "regarding": {"kind": "MailboxBinding", "name": "team"},
+            "type": "Warning",
+            "reason": "Throttled",
+            "note": "slow down",
+            "eventTime": ago(1200),
+            "reportingController": "sendconnector-operator",
+            "reportingInstance": "pod-1",
+        });
+        let e = |column: &str| cell("events.k8s.io", "Event", &new, column);
+        assert_eq!(e("Object"), json!("mailboxbinding/team"));
+        assert_eq!(e("Message"), json!("slow down"));
+        assert_eq!(e("Source"), json!("sendconnector-operator, pod-1"));
+        assert_eq!(e("Last Seen"), json!("20m"));
+        assert_eq!(e("Count"), json!(1));
     }
 
     #[test]
