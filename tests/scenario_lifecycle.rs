@@ -386,3 +386,68 @@ async fn a_namespace_deleted_credentials_first_says_how_to_let_go() {
         "Orphan leaves OVH as it is"
     );
 }
+
+/// A SendConnector named `name` in `namespace` whose OVH credentials are that namespace's
+/// Secret `ovh-api`.
+async fn connector_in(h: &Harness, namespace: &str, name: &str) {
+    let mut sc = connector_manifest(name);
+    sc.metadata.namespace = Some(namespace.to_owned());
+    sc.spec.authentication = None;
+    Api::<SendConnector>::namespaced(h.client.clone(), namespace)
+        .create(&PostParams::default(), &sc)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_application_secret_spoils_only_its_own_secret_and_a_fix_needs_no_restart() {
+    let h = Harness::start(HOUR).await;
+    let good = h.credentials_data();
+    let mut wrong = good.clone();
+    wrong["applicationSecret"] = json!("not-the-application-secret");
+    h.create_secret("team-b", "ovh-api", wrong).await;
+    h.create_secret("team-a", "ovh-api", good).await;
+
+    // The wrong Secret is used first, so its client is the first one built for these keys.
+    connector_in(&h, "team-b", "relay-b").await;
+    let b = h
+        .wait_condition_in::<SendConnector>("team-b", "relay-b", "False", "OvhError")
+        .await;
+    let stalled = condition(&b, "Stalled");
+    assert_eq!(stalled["status"], "True", "{:#}", b["status"]);
+    assert!(
+        stalled["message"]
+            .as_str()
+            .unwrap()
+            .contains("Invalid signature"),
+        "{stalled:#}"
+    );
+
+    // Same application key and consumer key, the right secret: unaffected by the wrong one.
+    connector_in(&h, "team-a", "relay-a").await;
+    h.wait_condition_in::<SendConnector>("team-a", "relay-a", "True", "Ready")
+        .await;
+
+    // Fixing the Secret is enough: no restart.
+    h.set_secret_in(
+        "team-b",
+        "ovh-api",
+        json!({"applicationSecret": "as-secret"}),
+    )
+    .await;
+    h.wait_condition_in::<SendConnector>("team-b", "relay-b", "True", "Ready")
+        .await;
+    assert_eq!(h.sim.sim().connectors(ORG, ORG).len(), 2);
+
+    // And the other way round: a good client already built does not vouch for a wrong secret.
+    h.set_secret_in(
+        "team-b",
+        "ovh-api",
+        json!({"applicationSecret": "wrong-again"}),
+    )
+    .await;
+    h.wait_condition_in::<SendConnector>("team-b", "relay-b", "False", "OvhError")
+        .await;
+    h.wait_condition_in::<SendConnector>("team-a", "relay-a", "True", "Ready")
+        .await;
+}
