@@ -20,6 +20,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
+/// The largest OVH answer read, in bytes. Real answers are far smaller (an expanded page of
+/// a thousand accounts is a few hundred KiB); a larger one is a fault, and reading it whole
+/// once grew the process to 24 GB.
+pub const MAX_ANSWER_BYTES: usize = 4 << 20;
+
 /// Settings of one client.
 #[derive(Clone, Debug)]
 pub struct ClientOptions {
@@ -301,7 +306,12 @@ impl OvhClient {
                     continue;
                 }
             }
-            if call.method == Method::POST || !error.is_retryable() {
+            // An oversized answer is not asked for again at once: it would come back as large
+            // (the caller backs off instead).
+            if call.method == Method::POST
+                || !error.is_retryable()
+                || matches!(error, OvhError::TooLarge { .. })
+            {
                 return Err(error);
             }
             let Some(delay) =
@@ -390,10 +400,9 @@ impl OvhClient {
             .map_err(|e| transport_error(call, &e))?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let body = response
-            .bytes()
+        let body = read_body(response)
             .await
-            .map_err(|e| transport_error(call, &e))?;
+            .map_err(|e| e.for_call(call, status))?;
         let query_id = headers
             .get("x-ovh-queryid")
             .and_then(|v| v.to_str().ok())
@@ -449,10 +458,9 @@ impl OvhClient {
             .map_err(|e| transport_error(&call, &e))?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let body = response
-            .bytes()
+        let body = read_body(response)
             .await
-            .map_err(|e| transport_error(&call, &e))?;
+            .map_err(|e| e.for_call(&call, status))?;
         let query_id = headers
             .get("x-ovh-queryid")
             .and_then(|v| v.to_str().ok())
@@ -509,9 +517,14 @@ impl OvhClient {
                 message: format!("{}: {}", classify_transport(&e), error_chain(&e)),
             })?;
         let status = response.status().as_u16();
-        let body = response.bytes().await.map_err(|e| OvhError::Token {
+        let body = read_body(response).await.map_err(|e| OvhError::Token {
             status: Some(status),
-            message: error_chain(&e),
+            message: match e {
+                BodyError::TooLarge => {
+                    format!("answer larger than {} MiB", MAX_ANSWER_BYTES >> 20)
+                }
+                BodyError::Transport(e) => error_chain(&e),
+            },
         })?;
         if status >= 400 {
             let e: TokenError = serde_json::from_slice(&body).unwrap_or_default();
@@ -537,6 +550,47 @@ impl OvhClient {
         });
         Ok(reply.access_token)
     }
+}
+
+/// Why an answer's body could not be read.
+enum BodyError {
+    /// Longer than [`MAX_ANSWER_BYTES`], declared or as it arrived.
+    TooLarge,
+    Transport(reqwest::Error),
+}
+
+impl BodyError {
+    fn for_call(self, call: &Call, status: u16) -> OvhError {
+        match self {
+            Self::TooLarge => OvhError::TooLarge {
+                method: call.method.to_string(),
+                route: call.route.to_owned(),
+                path: call.path.clone(),
+                status,
+            },
+            Self::Transport(e) => transport_error(call, &e),
+        }
+    }
+}
+
+/// Reads a body of at most [`MAX_ANSWER_BYTES`], chunk by chunk: a longer one is refused as
+/// soon as its `Content-Length` or its running count says so, and the rest is never read
+/// (dropping the response closes the connection). The client's timeout covers the whole
+/// read, so a body that trickles in forever times out too.
+async fn read_body(mut response: reqwest::Response) -> Result<Bytes, BodyError> {
+    let declared = response.content_length().unwrap_or(0);
+    if declared > MAX_ANSWER_BYTES as u64 {
+        return Err(BodyError::TooLarge);
+    }
+    let mut body =
+        bytes::BytesMut::with_capacity(usize::try_from(declared).unwrap_or(MAX_ANSWER_BYTES));
+    while let Some(chunk) = response.chunk().await.map_err(BodyError::Transport)? {
+        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
 }
 
 /// A header value that HTTP libraries print as `Sensitive`, whatever their log level.

@@ -58,6 +58,18 @@ pub enum OvhError {
         status: u16,
         message: String,
     },
+    /// An answer longer than [`super::client::MAX_ANSWER_BYTES`]: refused unread.
+    #[error(
+        "OVH answer larger than {} MiB on {method} {path} (HTTP {status}): not read further",
+        super::client::MAX_ANSWER_BYTES >> 20
+    )]
+    TooLarge {
+        method: String,
+        /// The route template (for metrics); `path` is the concrete one.
+        route: String,
+        path: String,
+        status: u16,
+    },
     #[error("could not get an OVH OAuth2 token (HTTP {status:?}): {message}")]
     Token {
         status: Option<u16>,
@@ -139,7 +151,8 @@ impl OvhError {
             Self::Api(e) => e.status == 408 || e.status == 429 || e.status >= 500 || e.is_busy(),
             // A token endpoint that is down may come back; bad client credentials will not.
             Self::Token { status, .. } => status.is_none_or(|s| s == 429 || s >= 500),
-            Self::Transport { .. } => true,
+            // A server fault; retried later, with the caller's backoff.
+            Self::Transport { .. } | Self::TooLarge { .. } => true,
             Self::Decode { status, .. } => *status >= 500,
             Self::Setup(_) => false,
         }
@@ -163,6 +176,7 @@ impl OvhError {
                 ..
             } => "timeout",
             Self::Transport { .. } => "transport",
+            Self::TooLarge { .. } => "too_large",
             Self::Decode { .. } => "decode",
             Self::Token { .. } => "token",
             Self::Setup(_) => "setup",
