@@ -1051,3 +1051,74 @@ async fn a_slow_drip_answer_times_out() {
     );
     assert_eq!((e.category(), e.is_retryable()), ("timeout", true), "{e}");
 }
+
+#[tokio::test]
+async fn redirects_are_not_followed_and_carry_nothing_away() {
+    let (elsewhere, taken) =
+        own_server(|_, _| axum::Json(serde_json::json!([])).into_response()).await;
+    let target = elsewhere.clone();
+    let (base, seen) = own_server(move |req, _| {
+        let location = format!("{target}{}?token=hunter2", req.uri().path());
+        (
+            axum::http::StatusCode::TEMPORARY_REDIRECT,
+            [(axum::http::header::LOCATION, location)],
+        )
+            .into_response()
+    })
+    .await;
+    let host = elsewhere.trim_start_matches("http://").to_owned();
+
+    // A signed POST whose body holds the relay password.
+    let api = own_client(&base, fast_options());
+    let e = api
+        .create_send_connector(&new_connector("relay"))
+        .await
+        .unwrap_err();
+    let message = e.to_string();
+    assert_eq!(taken.requests(), 0, "nothing reached the other server");
+    assert!(
+        message.contains("HTTP 307") && message.contains("OVH does not redirect"),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!("POST {CONNECTORS_PATH}")),
+        "{message}"
+    );
+    assert!(message.contains(&host), "{message}");
+    assert!(!message.contains("hunter2"), "{message}");
+    assert!(!e.is_retryable());
+    assert_eq!(e.category(), "redirect");
+
+    // A read is not retried either.
+    let e = api.list_send_connector_ids().await.unwrap_err();
+    assert_eq!((e.category(), seen.requests()), ("redirect", 2));
+
+    // The OAuth2 token request (client secret in its body) is not followed either.
+    let map: BTreeMap<String, String> = [
+        ("endpoint", base.as_str()),
+        ("clientId", "sa-client"),
+        ("clientSecret", "sa-client-secret"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let oauth = OvhClient::new(
+        Credentials::from_map(&map).unwrap(),
+        unlimited(),
+        fast_options(),
+    )
+    .unwrap();
+    let e = ExchangeClient::new(oauth)
+        .service(ORG, ORG)
+        .list_send_connector_ids()
+        .await
+        .unwrap_err();
+    let message = e.to_string();
+    assert_eq!(taken.requests(), 0, "nothing reached the other server");
+    assert!(
+        message.contains("HTTP 307") && message.contains("OVH does not redirect"),
+        "{message}"
+    );
+    assert!(!message.contains("hunter2") && !message.contains("sa-client-secret"));
+    assert!(!e.is_retryable());
+}

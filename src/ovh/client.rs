@@ -214,6 +214,9 @@ impl OvhClient {
     ) -> Result<Self, OvhError> {
         install_crypto_provider();
         let http = reqwest::Client::builder()
+            // OVH's API does not redirect, and a redirect followed would carry the signed
+            // headers, the bearer token or a body with a password to wherever it points.
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(options.timeout)
             .connect_timeout(options.timeout.min(Duration::from_secs(10)))
             .user_agent(options.user_agent.clone())
@@ -400,6 +403,9 @@ impl OvhClient {
             .map_err(|e| transport_error(call, &e))?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
+        if response.status().is_redirection() {
+            return Err(redirected(call, status, &headers, &url));
+        }
         let body = read_body(response)
             .await
             .map_err(|e| e.for_call(call, status))?;
@@ -447,17 +453,21 @@ impl OvhClient {
             signed: false,
             ..Call::new(Method::GET, "/auth/time", "/auth/time")
         };
-        let url = self.inner.credentials.endpoint.url_for(&call.path);
+        let url = reqwest::Url::parse(&self.inner.credentials.endpoint.url_for(&call.path))
+            .map_err(|e| OvhError::Setup(format!("invalid URL for {}: {e}", call.route)))?;
         let response = self
             .inner
             .http
-            .get(url)
+            .get(url.clone())
             .header("Accept", "application/json")
             .send()
             .await
             .map_err(|e| transport_error(&call, &e))?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
+        if response.status().is_redirection() {
+            return Err(redirected(&call, status, &headers, &url));
+        }
         let body = read_body(response)
             .await
             .map_err(|e| e.for_call(&call, status))?;
@@ -517,6 +527,17 @@ impl OvhClient {
                 message: format!("{}: {}", classify_transport(&e), error_chain(&e)),
             })?;
         let status = response.status().as_u16();
+        if response.status().is_redirection() {
+            let to = redirect_origin(response.headers(), token_url)
+                .map(|o| format!(" to {o}"))
+                .unwrap_or_default();
+            return Err(OvhError::Token {
+                status: Some(status),
+                message: format!(
+                    "the token endpoint answered with a redirect{to}, not followed: OVH does not redirect; check the endpoint and tokenUrl"
+                ),
+            });
+        }
         let body = read_body(response).await.map_err(|e| OvhError::Token {
             status: Some(status),
             message: match e {
@@ -550,6 +571,27 @@ impl OvhClient {
         });
         Ok(reply.access_token)
     }
+}
+
+/// The error for a 3xx answer, which is never followed.
+fn redirected(call: &Call, status: u16, headers: &HeaderMap, url: &reqwest::Url) -> OvhError {
+    OvhError::Redirected {
+        method: call.method.to_string(),
+        route: call.route.to_owned(),
+        path: call.path.clone(),
+        status,
+        location: redirect_origin(headers, url),
+    }
+}
+
+/// Where a redirect points, as scheme, host and port only: its path and query string are
+/// left out, as they could carry anything.
+fn redirect_origin(headers: &HeaderMap, base: &reqwest::Url) -> Option<String> {
+    let location = headers.get(reqwest::header::LOCATION)?.to_str().ok()?;
+    let target = base.join(location).ok()?;
+    target
+        .has_host()
+        .then(|| target.origin().ascii_serialization())
 }
 
 /// Why an answer's body could not be read.

@@ -70,7 +70,24 @@ pub enum OvhError {
         path: String,
         status: u16,
     },
-    #[error("could not get an OVH OAuth2 token (HTTP {status:?}): {message}")]
+    /// A 3xx answer. OVH's API does not redirect, and following one would carry the
+    /// signature, the token or a password to another place: never followed.
+    #[error(
+        "OVH answered {method} {path} with a redirect (HTTP {status}){}, not followed: OVH does not redirect; check the endpoint",
+        location.as_ref().map(|l| format!(" to {l}")).unwrap_or_default()
+    )]
+    Redirected {
+        method: String,
+        route: String,
+        path: String,
+        status: u16,
+        /// Where it pointed: scheme, host and port only.
+        location: Option<String>,
+    },
+    #[error(
+        "could not get an OVH OAuth2 token ({}): {message}",
+        status.map_or_else(|| "no answer".to_owned(), |s| format!("HTTP {s}"))
+    )]
     Token {
         status: Option<u16>,
         message: String,
@@ -154,7 +171,7 @@ impl OvhError {
             // A server fault; retried later, with the caller's backoff.
             Self::Transport { .. } | Self::TooLarge { .. } => true,
             Self::Decode { status, .. } => *status >= 500,
-            Self::Setup(_) => false,
+            Self::Redirected { .. } | Self::Setup(_) => false,
         }
     }
 
@@ -177,6 +194,7 @@ impl OvhError {
             } => "timeout",
             Self::Transport { .. } => "transport",
             Self::TooLarge { .. } => "too_large",
+            Self::Redirected { .. } => "redirect",
             Self::Decode { .. } => "decode",
             Self::Token { .. } => "token",
             Self::Setup(_) => "setup",
