@@ -451,3 +451,79 @@ async fn a_wrong_application_secret_spoils_only_its_own_secret_and_a_fix_needs_n
     h.wait_condition_in::<SendConnector>("team-a", "relay-a", "True", "Ready")
         .await;
 }
+
+/// The most a condition message may hold, in bytes.
+const CONDITION_MESSAGE_LIMIT: usize = 1024;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_ovh_error_message_leaves_a_bounded_condition() {
+    let h = Harness::start(HOUR).await;
+    h.sim.sim().set_faults(Faults {
+        rules: vec![
+            FaultRule::new(FaultKind::Status400 {
+                message_bytes: 3 << 20,
+            })
+            .method("POST")
+            .path_contains("/sendConnector"),
+        ],
+        ..Faults::default()
+    });
+    h.connectors()
+        .create(&PostParams::default(), &connector_manifest("relay"))
+        .await
+        .unwrap();
+    let sc = h
+        .wait_condition::<SendConnector>("relay", "False", "OvhError")
+        .await;
+    for type_ in ["Ready", "Stalled"] {
+        let message = condition(&sc, type_)["message"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            message.len() <= CONDITION_MESSAGE_LIMIT,
+            "{type_}: {} bytes",
+            message.len()
+        );
+        assert!(
+            message.contains("HTTP 400") && message.contains("Invalid parameter: xxx"),
+            "{message}"
+        );
+        assert!(message.contains("more characters)"), "{message}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_binding_of_many_missing_mailboxes_has_a_bounded_message() {
+    let h = Harness::start(HOUR).await;
+    h.connectors()
+        .create(&PostParams::default(), &connector_manifest("relay"))
+        .await
+        .unwrap();
+    h.wait_ready::<SendConnector>("relay").await;
+    // As many as the schema allows (100), none on OVH.
+    let mut b = binding_manifest("many", "relay");
+    b.spec.mailboxes = (0..100)
+        .map(|i| format!("missing-mailbox-{i:03}@mydomain.ovh"))
+        .collect();
+    b.spec.default_for_domains = Vec::new();
+    h.bindings()
+        .create(&PostParams::default(), &b)
+        .await
+        .unwrap();
+    let mb = h
+        .wait_condition::<MailboxBinding>("many", "False", "MailboxNotFound")
+        .await;
+    let message = ready_message(&mb);
+    assert!(
+        message.len() <= CONDITION_MESSAGE_LIMIT,
+        "{} bytes: {message}",
+        message.len()
+    );
+    assert!(
+        message.contains("missing-mailbox-000@mydomain.ovh") && message.contains("more"),
+        "{message}"
+    );
+    assert!(message.contains("0/100"), "{message}");
+    assert_eq!(mb["status"]["mailboxes"].as_array().unwrap().len(), 100);
+}

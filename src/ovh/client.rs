@@ -6,7 +6,7 @@
 //! `X-Ovh-QueryID` only.
 use super::budget::Budget;
 use super::credentials::{Auth, Credentials};
-use super::error::{ApiError, OvhError, TransportKind};
+use super::error::{API_MESSAGE_LIMIT, ApiError, OvhError, TransportKind};
 use super::model::ErrorBody;
 use super::retry::RetryPolicy;
 use super::secret::SecretString;
@@ -552,7 +552,10 @@ impl OvhClient {
             let message = if e.error.is_empty() {
                 snippet(&body)
             } else {
-                format!("{}: {}", e.error, e.error_description)
+                bounded(
+                    format!("{}: {}", e.error, e.error_description),
+                    API_MESSAGE_LIMIT,
+                )
             };
             return Err(OvhError::Token {
                 status: Some(status),
@@ -692,7 +695,11 @@ fn api_error(
 ) -> ApiError {
     let parsed: Option<ErrorBody> = serde_json::from_slice(body).ok();
     let (class, message, error_code) = match parsed {
-        Some(b) if !b.message.is_empty() || b.class.is_some() => (b.class, b.message, b.error_code),
+        Some(b) if !b.message.is_empty() || b.class.is_some() => (
+            b.class.map(|c| bounded(c, 200)),
+            bounded_api_message(call, status, query_id.as_deref(), b.message),
+            b.error_code.map(|c| bounded(c, 200)),
+        ),
         // Overloaded front ends answer HTML (e.g. a 408 page): keep a short, readable excerpt.
         _ => (None, snippet(body), None),
     };
@@ -710,6 +717,31 @@ fn api_error(
         error_code,
         query_id,
         retry_after,
+    }
+}
+
+/// OVH's error text, cut to [`API_MESSAGE_LIMIT`]; a longer one is logged whole, at debug
+/// level only.
+fn bounded_api_message(
+    call: &Call,
+    status: u16,
+    query_id: Option<&str>,
+    message: String,
+) -> String {
+    if message.len() <= API_MESSAGE_LIMIT {
+        return message;
+    }
+    tracing::debug!(
+        method = %call.method, route = call.route, status, query_id = query_id.unwrap_or(""),
+        message = %message, "OVH error text, whole"
+    );
+    bounded(message, API_MESSAGE_LIMIT)
+}
+
+fn bounded(text: String, max_bytes: usize) -> String {
+    match crate::text::truncate(&text, max_bytes) {
+        std::borrow::Cow::Borrowed(_) => text,
+        std::borrow::Cow::Owned(cut) => cut,
     }
 }
 
@@ -740,7 +772,27 @@ fn snippet(body: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+
+    #[test]
+    fn a_huge_error_message_is_cut_in_the_error() {
+        let call = Call::new(
+            Method::POST,
+            "/email/exchange/{organizationName}/service/{exchangeService}/sendConnector",
+            "/email/exchange/org-1/service/svc-1/sendConnector",
+        );
+        let body = serde_json::json!({
+            "class": "Client::BadRequest",
+            "message": format!("Invalid parameter: {}", "x".repeat(3 << 20)),
+        })
+        .to_string();
+        let e = api_error(&call, 400, &HeaderMap::new(), body.as_bytes(), None);
+        assert!(e.message.len() <= 4096, "{}", e.message.len());
+        assert!(e.message.starts_with("Invalid parameter: xxx"));
+        assert!(e.to_string().len() <= 4096 + 200);
+        assert_eq!(e.class.as_deref(), Some("Client::BadRequest"));
+    }
 
     #[test]
     fn html_bodies_become_one_readable_line() {

@@ -4,6 +4,11 @@
 use std::fmt;
 use std::time::Duration;
 
+/// The most of an OVH error text an [`ApiError`] keeps, in bytes: what log lines at info and
+/// warn level, conditions and Events can carry. A longer text is logged whole at debug level
+/// only, once, when it arrives.
+pub const API_MESSAGE_LIMIT: usize = 2048;
+
 /// An error answered by the OVH API itself.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ApiError {
@@ -98,21 +103,18 @@ pub enum OvhError {
 
 impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "OVH API error (HTTP {}) on {} {}: ",
-            self.status, self.method, self.route
-        )?;
+        // The query id comes before OVH's text: a message cut to fit keeps it.
+        write!(f, "OVH API error (HTTP {}", self.status)?;
+        if let Some(q) = &self.query_id {
+            write!(f, ", X-Ovh-QueryID: {q}")?;
+        }
+        write!(f, ") on {} {}: ", self.method, self.route)?;
         if let Some(class) = &self.class {
             write!(f, "{class}: ")?;
         } else if let Some(code) = &self.error_code {
             write!(f, "{code}: ")?;
         }
-        write!(f, "{:?}", self.message)?;
-        if let Some(q) = &self.query_id {
-            write!(f, " (X-Ovh-QueryID: {q})")?;
-        }
-        Ok(())
+        write!(f, "{:?}", self.message)
     }
 }
 
