@@ -527,3 +527,27 @@ async fn a_binding_of_many_missing_mailboxes_has_a_bounded_message() {
     assert!(message.contains("0/100"), "{message}");
     assert_eq!(mb["status"]["mailboxes"].as_array().unwrap().len(), 100);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_call_names_the_real_service_path() {
+    let h = Harness::start(HOUR).await;
+    let mut denied = connector_manifest("denied");
+    denied.spec.credentials_secret_ref =
+        Some(serde_json::from_value(json!({"name": "ovh-read-only"})).unwrap());
+    h.connectors()
+        .create(&PostParams::default(), &denied)
+        .await
+        .unwrap();
+    let sc = h
+        .wait_condition::<SendConnector>("denied", "False", "OvhError")
+        .await;
+    let message = ready_message(&sc);
+    assert!(
+        message.contains(&format!(
+            "POST /email/exchange/{ORG}/service/{ORG}/sendConnector"
+        )),
+        "{message}"
+    );
+    assert!(!message.contains("{organizationName}"), "{message}");
+    assert!(!message.contains("{exchangeService}"), "{message}");
+}

@@ -143,6 +143,7 @@ impl Reply {
         serde_json::from_slice(body).map_err(|e| OvhError::Decode {
             method: call.method.to_string(),
             route: call.route.to_owned(),
+            path: call.path.clone(),
             status: self.status,
             message: e.to_string(),
         })
@@ -681,6 +682,7 @@ fn transport_error(call: &Call, e: &reqwest::Error) -> OvhError {
     OvhError::Transport {
         method: call.method.to_string(),
         route: call.route.to_owned(),
+        path: call.path.clone(),
         kind: classify_transport(e),
         message: error_chain(e),
     }
@@ -711,6 +713,7 @@ fn api_error(
     ApiError {
         method: call.method.to_string(),
         route: call.route.to_owned(),
+        path: call.path.clone(),
         status,
         class,
         message,

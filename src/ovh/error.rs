@@ -13,8 +13,12 @@ pub const API_MESSAGE_LIMIT: usize = 2048;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ApiError {
     pub method: String,
-    /// The route template, e.g. `/email/exchange/{organizationName}/service/{exchangeService}/sendConnector`.
+    /// The route template, e.g. `/email/exchange/{organizationName}/service/{exchangeService}/sendConnector`:
+    /// a label for metrics.
     pub route: String,
+    /// The concrete path, e.g. `/email/exchange/org-1/service/org-1/sendConnector`: what
+    /// messages show, so a person sees which organization, service and object failed.
+    pub path: String,
     pub status: u16,
     pub class: Option<String>,
     pub message: String,
@@ -49,24 +53,30 @@ impl fmt::Display for TransportKind {
 pub enum OvhError {
     #[error("{0}")]
     Api(Box<ApiError>),
-    #[error("OVH did not answer {method} {route}: {kind}: {message}")]
+    #[error("OVH did not answer {method} {}: {kind}: {message}", shown(path))]
     Transport {
         method: String,
         route: String,
+        path: String,
         kind: TransportKind,
         message: String,
     },
-    #[error("unexpected answer from OVH to {method} {route} (HTTP {status}): {message}")]
+    #[error(
+        "unexpected answer from OVH to {method} {} (HTTP {status}): {message}",
+        shown(path)
+    )]
     Decode {
         method: String,
         route: String,
+        path: String,
         status: u16,
         message: String,
     },
     /// An answer longer than [`super::client::MAX_ANSWER_BYTES`]: refused unread.
     #[error(
-        "OVH answer larger than {} MiB on {method} {path} (HTTP {status}): not read further",
-        super::client::MAX_ANSWER_BYTES >> 20
+        "OVH answer larger than {} MiB on {method} {} (HTTP {status}): not read further",
+        super::client::MAX_ANSWER_BYTES >> 20,
+        shown(path)
     )]
     TooLarge {
         method: String,
@@ -78,7 +88,8 @@ pub enum OvhError {
     /// A 3xx answer. OVH's API does not redirect, and following one would carry the
     /// signature, the token or a password to another place: never followed.
     #[error(
-        "OVH answered {method} {path} with a redirect (HTTP {status}){}, not followed: OVH does not redirect; check the endpoint",
+        "OVH answered {method} {} with a redirect (HTTP {status}){}, not followed: OVH does not redirect; check the endpoint",
+        shown(path),
         location.as_ref().map(|l| format!(" to {l}")).unwrap_or_default()
     )]
     Redirected {
@@ -101,6 +112,11 @@ pub enum OvhError {
     Setup(String),
 }
 
+/// A path as messages show it: whole, unless it is a batch read of many objects.
+fn shown(path: &str) -> std::borrow::Cow<'_, str> {
+    crate::text::truncate(path, 256)
+}
+
 impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The query id comes before OVH's text: a message cut to fit keeps it.
@@ -108,7 +124,7 @@ impl fmt::Display for ApiError {
         if let Some(q) = &self.query_id {
             write!(f, ", X-Ovh-QueryID: {q}")?;
         }
-        write!(f, ") on {} {}: ", self.method, self.route)?;
+        write!(f, ") on {} {}: ", self.method, shown(&self.path))?;
         if let Some(class) = &self.class {
             write!(f, "{class}: ")?;
         } else if let Some(code) = &self.error_code {
@@ -235,6 +251,7 @@ mod tests {
         OvhError::Api(Box::new(ApiError {
             method: "GET".into(),
             route: "/r".into(),
+            path: "/r".into(),
             status,
             class: None,
             message: message.into(),
@@ -292,6 +309,7 @@ mod tests {
         let t = OvhError::Transport {
             method: "GET".into(),
             route: "/r".into(),
+            path: "/r".into(),
             kind: TransportKind::Timeout,
             message: "t".into(),
         };
@@ -305,6 +323,8 @@ mod tests {
             method: "POST".into(),
             route: "/email/exchange/{organizationName}/service/{exchangeService}/sendConnector"
                 .into(),
+            path: "/email/exchange/private-zz111111-1/service/private-zz111111-1/sendConnector"
+                .into(),
             status: 403,
             class: Some("Client::Forbidden".into()),
             message: "This call has not been granted".into(),
@@ -315,6 +335,10 @@ mod tests {
         let s = e.to_string();
         assert!(
             s.contains("HTTP 403")
+                && s.contains(
+                    "on POST /email/exchange/private-zz111111-1/service/private-zz111111-1/sendConnector:"
+                )
+                && !s.contains("{organizationName}")
                 && s.contains("Client::Forbidden")
                 && s.contains("not been granted")
                 && s.contains("EU.ext-3.697ab11c"),

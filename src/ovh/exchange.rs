@@ -503,6 +503,7 @@ impl ExchangeApi {
                 out.push(serde_json::from_value(item).map_err(|e| OvhError::Decode {
                     method: "GET".into(),
                     route: call.route.to_owned(),
+                    path: call.path.clone(),
                     status: reply.status,
                     message: e.to_string(),
                 })?);
