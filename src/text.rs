@@ -22,6 +22,28 @@ pub fn truncate(text: &str, max_bytes: usize) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// `text` if it fits in `max_bytes`, else its start and its end around
+/// `… (N more characters) …`: for messages whose end matters too (a parser's "expected i64
+/// at line 1 column 80" after a quoted value).
+pub fn elide_middle(text: &str, max_bytes: usize) -> Cow<'_, str> {
+    if text.len() <= max_bytes {
+        return Cow::Borrowed(text);
+    }
+    let longest_note = format!("{} …", note(text.chars().count())).len();
+    let Some(room) = max_bytes.checked_sub(longest_note) else {
+        return truncate(text, max_bytes);
+    };
+    let head = floor_char_boundary(text, room * 2 / 3);
+    let tail = ceil_char_boundary(text, text.len() - (room - head));
+    let left_out = text[head..tail].chars().count();
+    Cow::Owned(format!(
+        "{}{} …{}",
+        &text[..head],
+        note(left_out),
+        &text[tail..]
+    ))
+}
+
 fn note(left_out: usize) -> String {
     format!("… ({left_out} more characters)")
 }
@@ -32,6 +54,13 @@ fn floor_char_boundary(text: &str, index: usize) -> usize {
         .rev()
         .find(|i| text.is_char_boundary(*i))
         .unwrap_or(0)
+}
+
+/// The smallest index at least `index` that falls between two characters of `text`.
+fn ceil_char_boundary(text: &str, index: usize) -> usize {
+    (index.min(text.len())..=text.len())
+        .find(|i| text.is_char_boundary(*i))
+        .unwrap_or(text.len())
 }
 
 /// How many items a message names before it counts the rest.
@@ -45,15 +74,16 @@ pub fn list<T: Display>(items: &[T], shown: usize) -> String {
     } else {
         items.len()
     };
-    let mut out = items[..named]
+    let out = items[..named]
         .iter()
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(", ");
     if named < items.len() {
-        out.push_str(&format!(" and {} more", items.len() - named));
+        format!("{out} and {} more", items.len() - named)
+    } else {
+        out
     }
-    out
 }
 
 #[cfg(test)]
@@ -104,6 +134,28 @@ mod tests {
         }
         // Too small for the note: as much of the text as fits.
         assert!(truncate(&"z".repeat(100), 5).len() <= 5);
+    }
+
+    #[test]
+    fn the_middle_goes_when_the_end_matters() {
+        let message = format!(
+            "invalid type: string \"{}\", expected i64 at line 1 column 100070",
+            "x".repeat(100_000)
+        );
+        let cut = elide_middle(&message, 240);
+        assert!(cut.len() <= 240, "{}", cut.len());
+        assert!(cut.starts_with("invalid type: string \"xxx"), "{cut}");
+        assert!(
+            cut.ends_with("\", expected i64 at line 1 column 100070"),
+            "{cut}"
+        );
+        assert!(cut.contains(" more characters) …"), "{cut}");
+        assert_eq!(elide_middle("short", 240), "short");
+        let wide = "é🦀".repeat(100);
+        for max in [30, 31, 32, 33, 60] {
+            let cut = elide_middle(&wide, max);
+            assert!(cut.len() <= max, "{max}: {cut}");
+        }
     }
 
     #[test]

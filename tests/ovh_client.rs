@@ -1122,3 +1122,58 @@ async fn redirects_are_not_followed_and_carry_nothing_away() {
     assert!(!message.contains("hunter2") && !message.contains("sa-client-secret"));
     assert!(!e.is_retryable());
 }
+
+#[tokio::test]
+async fn unreadable_answers_are_clear_decode_errors() {
+    let huge = "x".repeat(100_000);
+    let cases: Vec<(&str, String)> = vec![
+        (
+            "an HTML page",
+            "<html><head><title>Maintenance</title></head><body><h1>Service Unavailable</h1>\nBack soon.</body></html>".to_owned(),
+        ),
+        (
+            "truncated JSON",
+            r#"{"id": 1, "displayName": "relay", "smartHost": "smtp-rel"#.to_owned(),
+        ),
+        (
+            "a wrong type",
+            format!(
+                r#"{{"id": 1, "displayName": "relay", "smartHost": "h", "port": "{huge}", "requireTLS": true, "maxSendSize": 100, "smartHostAuthMechanism": "none"}}"#
+            ),
+        ),
+    ];
+    for (what, body) in cases {
+        let (base, _) = own_server(move |_, _| {
+            (
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                body.clone(),
+            )
+                .into_response()
+        })
+        .await;
+        let e = own_client(&base, fast_options())
+            .get_send_connector(1)
+            .await
+            .unwrap_err();
+        let message = e.to_string();
+        assert_eq!(
+            (e.category(), e.is_retryable()),
+            ("decode", false),
+            "{what}: {message}"
+        );
+        assert!(
+            message.contains(&format!(
+                "could not read OVH's answer to GET {CONNECTORS_PATH}/1 (HTTP 200)"
+            )),
+            "{what}: {message}"
+        );
+        assert!(
+            message.len() <= 600,
+            "{what}: {} bytes: {message}",
+            message.len()
+        );
+        if what == "an HTML page" {
+            assert!(message.contains("Service Unavailable"), "{message}");
+        }
+    }
+}

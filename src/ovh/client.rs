@@ -140,13 +140,7 @@ impl Reply {
         } else {
             &self.body
         };
-        serde_json::from_slice(body).map_err(|e| OvhError::Decode {
-            method: call.method.to_string(),
-            route: call.route.to_owned(),
-            path: call.path.clone(),
-            status: self.status,
-            message: e.to_string(),
-        })
+        serde_json::from_slice(body).map_err(|e| decode_error(call, self.status, &e, body))
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -551,7 +545,7 @@ impl OvhClient {
         if status >= 400 {
             let e: TokenError = serde_json::from_slice(&body).unwrap_or_default();
             let message = if e.error.is_empty() {
-                snippet(&body)
+                snippet(&body, 240)
             } else {
                 bounded(
                     format!("{}: {}", e.error, e.error_description),
@@ -688,7 +682,7 @@ fn transport_error(call: &Call, e: &reqwest::Error) -> OvhError {
     }
 }
 
-fn api_error(
+pub(super) fn api_error(
     call: &Call,
     status: u16,
     headers: &HeaderMap,
@@ -703,7 +697,7 @@ fn api_error(
             b.error_code.map(|c| bounded(c, 200)),
         ),
         // Overloaded front ends answer HTML (e.g. a 408 page): keep a short, readable excerpt.
-        _ => (None, snippet(body), None),
+        _ => (None, snippet(body, 240), None),
     };
     let retry_after = headers
         .get("retry-after")
@@ -748,29 +742,63 @@ fn bounded(text: String, max_bytes: usize) -> String {
     }
 }
 
-/// The start of a non-JSON body as one line of text, tags removed.
-fn snippet(body: &[u8]) -> String {
+/// The error for an answer that does not decode as the call's type: serde's reason (its
+/// middle left out when long: a mistyped value may be megabytes of text) and the start of
+/// the answer, both short.
+pub(super) fn decode_error(
+    call: &Call,
+    status: u16,
+    error: &serde_json::Error,
+    body: &[u8],
+) -> OvhError {
+    OvhError::Decode {
+        method: call.method.to_string(),
+        route: call.route.to_owned(),
+        path: call.path.clone(),
+        status,
+        message: crate::text::elide_middle(&error.to_string(), 240).into_owned(),
+        excerpt: snippet(body, 120),
+    }
+}
+
+/// The start of a body as one line of text of at most `max_bytes`: tags, control characters
+/// and runs of white space become single spaces, and a longer text ends in `…`.
+fn snippet(body: &[u8], max_bytes: usize) -> String {
     let text = String::from_utf8_lossy(body);
-    let mut out = String::new();
+    let mut line = String::new();
     let mut in_tag = false;
+    let mut more = false;
     for c in text.chars() {
-        match c {
-            '<' => in_tag = true,
+        let c = match c {
+            '<' => {
+                in_tag = true;
+                continue;
+            }
             '>' => {
                 in_tag = false;
-                out.push(' ');
+                ' '
             }
-            c if !in_tag => out.push(if c.is_whitespace() { ' ' } else { c }),
-            _ => {}
+            _ if in_tag => continue,
+            c if c.is_whitespace() || c.is_control() => ' ',
+            c => c,
+        };
+        if c == ' ' && (line.is_empty() || line.ends_with(' ')) {
+            continue;
         }
+        if line.len() + c.len_utf8() > max_bytes {
+            more = true;
+            break;
+        }
+        line.push(c);
     }
-    let words: Vec<&str> = out.split_whitespace().collect();
-    let line = words.join(" ");
-    if line.chars().count() > 200 {
-        format!("{}…", line.chars().take(200).collect::<String>())
-    } else {
-        line
+    let mut line = line.trim_end().to_owned();
+    if more {
+        while line.len() + '…'.len_utf8() > max_bytes {
+            line.pop();
+        }
+        line.push('…');
     }
+    line
 }
 
 #[cfg(test)]
@@ -801,7 +829,7 @@ mod tests {
     fn html_bodies_become_one_readable_line() {
         let body = b"<html><body><h1>408 Request Time-out</h1>\nYour browser didn't send a complete request in time.\n</body></html>\n";
         assert_eq!(
-            snippet(body),
+            snippet(body, 240),
             "408 Request Time-out Your browser didn't send a complete request in time."
         );
     }

@@ -61,16 +61,21 @@ pub enum OvhError {
         kind: TransportKind,
         message: String,
     },
+    /// An answer that is not what the call returns (an HTML page, cut or mistyped JSON).
     #[error(
-        "unexpected answer from OVH to {method} {} (HTTP {status}): {message}",
-        shown(path)
+        "could not read OVH's answer to {method} {} (HTTP {status}): {message}; {}",
+        shown(path),
+        began(excerpt)
     )]
     Decode {
         method: String,
         route: String,
         path: String,
         status: u16,
+        /// Why it could not be read, bounded.
         message: String,
+        /// The start of the answer as one short line of text.
+        excerpt: String,
     },
     /// An answer longer than [`super::client::MAX_ANSWER_BYTES`]: refused unread.
     #[error(
@@ -110,6 +115,14 @@ pub enum OvhError {
     },
     #[error("invalid OVH client setup: {0}")]
     Setup(String),
+}
+
+fn began(excerpt: &str) -> String {
+    if excerpt.is_empty() {
+        "the answer was empty".to_owned()
+    } else {
+        format!("the answer began: \"{excerpt}\"")
+    }
 }
 
 /// A path as messages show it: whole, unless it is a batch read of many objects.
