@@ -44,6 +44,14 @@ pub fn elide_middle(text: &str, max_bytes: usize) -> Cow<'_, str> {
     ))
 }
 
+/// [`truncate`] for an owned text: the same `String` back when it fits.
+pub fn cut(text: String, max_bytes: usize) -> String {
+    match truncate(&text, max_bytes) {
+        Cow::Borrowed(_) => text,
+        Cow::Owned(cut) => cut,
+    }
+}
+
 fn note(left_out: usize) -> String {
     format!("… ({left_out} more characters)")
 }

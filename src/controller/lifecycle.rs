@@ -106,10 +106,7 @@ const EVENT_NOTE_LIMIT: usize = 1024;
 /// An Event's note as Kubernetes takes it: cut to [`EVENT_NOTE_LIMIT`], with a note of how
 /// much was left out. Every Event goes through [`publish`], so through this.
 fn event_note(note: String) -> String {
-    match crate::text::truncate(&note, EVENT_NOTE_LIMIT) {
-        std::borrow::Cow::Borrowed(_) => note,
-        std::borrow::Cow::Owned(cut) => cut,
-    }
+    crate::text::cut(note, EVENT_NOTE_LIMIT)
 }
 
 /// After a failed attempt: counted, logged, and held (see [`Context::held_for`]) for this

@@ -145,10 +145,7 @@ impl Condition {
 /// A condition message cut to [`MESSAGE_LIMIT`] (with a note of how much was left out):
 /// what every condition set through [`set_condition`] holds.
 pub fn bounded_message(message: String) -> String {
-    match crate::text::truncate(&message, MESSAGE_LIMIT) {
-        std::borrow::Cow::Borrowed(_) => message,
-        std::borrow::Cow::Owned(cut) => cut,
-    }
+    crate::text::cut(message, MESSAGE_LIMIT)
 }
 
 /// Puts `new` into `conditions`, replacing the condition of the same type; its message is

@@ -140,7 +140,7 @@ impl Reply {
         } else {
             &self.body
         };
-        serde_json::from_slice(body).map_err(|e| decode_error(call, self.status, &e, body))
+        serde_json::from_slice(body).map_err(|e| decode_error(call, self.status, &e, &self.body))
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -547,7 +547,7 @@ impl OvhClient {
             let message = if e.error.is_empty() {
                 snippet(&body, 240)
             } else {
-                bounded(
+                crate::text::cut(
                     format!("{}: {}", e.error, e.error_description),
                     API_MESSAGE_LIMIT,
                 )
@@ -692,9 +692,9 @@ pub(super) fn api_error(
     let parsed: Option<ErrorBody> = serde_json::from_slice(body).ok();
     let (class, message, error_code) = match parsed {
         Some(b) if !b.message.is_empty() || b.class.is_some() => (
-            b.class.map(|c| bounded(c, 200)),
+            b.class.map(|c| crate::text::cut(c, 200)),
             bounded_api_message(call, status, query_id.as_deref(), b.message),
-            b.error_code.map(|c| bounded(c, 200)),
+            b.error_code.map(|c| crate::text::cut(c, 200)),
         ),
         // Overloaded front ends answer HTML (e.g. a 408 page): keep a short, readable excerpt.
         _ => (None, snippet(body, 240), None),
@@ -732,14 +732,7 @@ fn bounded_api_message(
         method = %call.method, route = call.route, status, query_id = query_id.unwrap_or(""),
         message = %message, "OVH error text, whole"
     );
-    bounded(message, API_MESSAGE_LIMIT)
-}
-
-fn bounded(text: String, max_bytes: usize) -> String {
-    match crate::text::truncate(&text, max_bytes) {
-        std::borrow::Cow::Borrowed(_) => text,
-        std::borrow::Cow::Owned(cut) => cut,
-    }
+    crate::text::cut(message, API_MESSAGE_LIMIT)
 }
 
 /// The error for an answer that does not decode as the call's type: serde's reason (its
