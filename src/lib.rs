@@ -8,4 +8,5 @@ pub mod ovh;
 pub mod reconcile;
 pub mod simulator_cli;
 pub mod telemetry;
+pub mod text;
 pub mod verify_header;

@@ -867,3 +867,313 @@ async fn callers_of_one_client_share_a_recent_connector_list_until_a_write() {
         "no sharing with a zero lifetime"
     );
 }
+
+// ---- hostile servers of the test's own ----------------------------------------------
+
+use axum::response::IntoResponse;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// What a server of the test's own saw: requests (other than `GET /1.0/auth/time`), and the
+/// body bytes it handed to the connection.
+#[derive(Clone, Default)]
+struct Seen {
+    requests: Arc<AtomicU64>,
+    sent: Arc<AtomicU64>,
+}
+
+impl Seen {
+    fn requests(&self) -> u64 {
+        self.requests.load(Ordering::SeqCst)
+    }
+    fn sent(&self) -> u64 {
+        self.sent.load(Ordering::SeqCst)
+    }
+}
+
+/// Starts a server on 127.0.0.1 that answers `GET /1.0/auth/time` with the time and every
+/// other request with `answer`; returns its base URL and what it saw.
+async fn own_server<F>(answer: F) -> (String, Seen)
+where
+    F: Fn(&axum::extract::Request, &Seen) -> axum::response::Response
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+{
+    let seen = Seen::default();
+    let counted = seen.clone();
+    let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+        let (answer, seen) = (answer.clone(), counted.clone());
+        async move {
+            if req.uri().path() == "/1.0/auth/time" {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs();
+                return axum::Json(now).into_response();
+            }
+            seen.requests.fetch_add(1, Ordering::SeqCst);
+            answer(&req, &seen)
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}"), seen)
+}
+
+/// A body of `chunks` chunks of `size` bytes (then nothing more, ever, when `hang`), each
+/// counted in `seen.sent` when handed to the connection.
+fn counted_body(seen: &Seen, size: usize, chunks: usize, hang: bool) -> axum::body::Body {
+    let sent = seen.sent.clone();
+    let chunk = bytes::Bytes::from(vec![b' '; size]);
+    let stream = futures::stream::iter(0..chunks).map(move |_| {
+        sent.fetch_add(size as u64, Ordering::SeqCst);
+        Ok::<_, std::io::Error>(chunk.clone())
+    });
+    if hang {
+        axum::body::Body::from_stream(stream.chain(futures::stream::pending()))
+    } else {
+        axum::body::Body::from_stream(stream)
+    }
+}
+
+use futures::StreamExt;
+
+fn own_client(base: &str, options: ClientOptions) -> ExchangeApi {
+    let map: BTreeMap<String, String> = [
+        ("endpoint", base),
+        ("applicationKey", "ak"),
+        ("applicationSecret", "as-secret-value"),
+        ("consumerKey", "ck-secret-value"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let client =
+        OvhClient::new(Credentials::from_map(&map).unwrap(), unlimited(), options).unwrap();
+    ExchangeClient::new(client).service(ORG, ORG)
+}
+
+const MIB: usize = 1 << 20;
+const CONNECTORS_PATH: &str =
+    "/email/exchange/private-zz111111-1/service/private-zz111111-1/sendConnector";
+
+#[tokio::test]
+async fn an_answer_declared_larger_than_the_cap_is_refused_unread() {
+    // Declares 10 MiB, sends 64 KiB, then nothing: a client reading it would wait.
+    let (base, seen) = own_server(|_, seen| {
+        (
+            [(axum::http::header::CONTENT_LENGTH, (10 * MIB).to_string())],
+            counted_body(seen, 64 << 10, 1, true),
+        )
+            .into_response()
+    })
+    .await;
+    let api = own_client(&base, fast_options());
+    let started = Instant::now();
+    let e = api.list_send_connector_ids().await.unwrap_err();
+    let message = e.to_string();
+    assert!(
+        message.contains(&format!(
+            "OVH answer larger than 4 MiB on GET {CONNECTORS_PATH}"
+        )),
+        "{message}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(e.category(), "too_large");
+    assert!(
+        e.is_retryable(),
+        "a server fault, retried later with backoff"
+    );
+    assert_eq!(seen.requests(), 1, "not retried at once");
+    assert!(seen.sent() <= 64 << 10);
+}
+
+#[tokio::test]
+async fn a_streamed_answer_is_cut_at_the_cap() {
+    // 64 MiB without a length, as fast as the connection takes it.
+    let (base, seen) = own_server(|_, seen| {
+        (
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            counted_body(seen, 64 << 10, 1024, false),
+        )
+            .into_response()
+    })
+    .await;
+    let api = own_client(&base, fast_options());
+    let e = api.list_send_connector_ids().await.unwrap_err();
+    let message = e.to_string();
+    assert!(
+        message.contains(&format!(
+            "OVH answer larger than 4 MiB on GET {CONNECTORS_PATH}"
+        )),
+        "{message}"
+    );
+    assert_eq!((e.category(), seen.requests()), ("too_large", 1));
+    // What the server could hand over: the cap, a chunk, and what the two sockets buffer
+    // (about 5 MiB on loopback); far from the 64 MiB a client reading it all takes.
+    let sent = usize::try_from(seen.sent()).unwrap();
+    assert!(sent <= 4 * MIB + 12 * MIB, "{sent} bytes sent");
+}
+
+#[tokio::test]
+async fn a_slow_drip_answer_times_out() {
+    let (base, _seen) = own_server(|_, _| {
+        let drip = futures::stream::unfold((), |()| async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            Some((Ok::<_, std::io::Error>(bytes::Bytes::from_static(b" ")), ()))
+        });
+        axum::body::Body::from_stream(drip).into_response()
+    })
+    .await;
+    let api = own_client(
+        &base,
+        ClientOptions {
+            timeout: Duration::from_secs(1),
+            retry: RetryPolicy {
+                max_retries: 0,
+                ..RetryPolicy::default()
+            },
+            ..fast_options()
+        },
+    );
+    let started = Instant::now();
+    let e = api.list_send_connector_ids().await.unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!((e.category(), e.is_retryable()), ("timeout", true), "{e}");
+}
+
+#[tokio::test]
+async fn redirects_are_not_followed_and_carry_nothing_away() {
+    let (elsewhere, taken) =
+        own_server(|_, _| axum::Json(serde_json::json!([])).into_response()).await;
+    let target = elsewhere.clone();
+    let (base, seen) = own_server(move |req, _| {
+        let location = format!("{target}{}?token=hunter2", req.uri().path());
+        (
+            axum::http::StatusCode::TEMPORARY_REDIRECT,
+            [(axum::http::header::LOCATION, location)],
+        )
+            .into_response()
+    })
+    .await;
+    let host = elsewhere.trim_start_matches("http://").to_owned();
+
+    // A signed POST whose body holds the relay password.
+    let api = own_client(&base, fast_options());
+    let e = api
+        .create_send_connector(&new_connector("relay"))
+        .await
+        .unwrap_err();
+    let message = e.to_string();
+    assert_eq!(taken.requests(), 0, "nothing reached the other server");
+    assert!(
+        message.contains("HTTP 307") && message.contains("OVH does not redirect"),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!("POST {CONNECTORS_PATH}")),
+        "{message}"
+    );
+    assert!(message.contains(&host), "{message}");
+    assert!(!message.contains("hunter2"), "{message}");
+    assert!(!e.is_retryable());
+    assert_eq!(e.category(), "redirect");
+
+    // A read is not retried either.
+    let e = api.list_send_connector_ids().await.unwrap_err();
+    assert_eq!((e.category(), seen.requests()), ("redirect", 2));
+
+    // The OAuth2 token request (client secret in its body) is not followed either.
+    let map: BTreeMap<String, String> = [
+        ("endpoint", base.as_str()),
+        ("clientId", "sa-client"),
+        ("clientSecret", "sa-client-secret"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let oauth = OvhClient::new(
+        Credentials::from_map(&map).unwrap(),
+        unlimited(),
+        fast_options(),
+    )
+    .unwrap();
+    let e = ExchangeClient::new(oauth)
+        .service(ORG, ORG)
+        .list_send_connector_ids()
+        .await
+        .unwrap_err();
+    let message = e.to_string();
+    assert_eq!(taken.requests(), 0, "nothing reached the other server");
+    assert!(
+        message.contains("HTTP 307") && message.contains("OVH does not redirect"),
+        "{message}"
+    );
+    assert!(!message.contains("hunter2") && !message.contains("sa-client-secret"));
+    assert!(!e.is_retryable());
+}
+
+#[tokio::test]
+async fn unreadable_answers_are_clear_decode_errors() {
+    let huge = "x".repeat(100_000);
+    let cases: Vec<(&str, String)> = vec![
+        (
+            "an HTML page",
+            "<html><head><title>Maintenance</title></head><body><h1>Service Unavailable</h1>\nBack soon.</body></html>".to_owned(),
+        ),
+        (
+            "truncated JSON",
+            r#"{"id": 1, "displayName": "relay", "smartHost": "smtp-rel"#.to_owned(),
+        ),
+        (
+            "a wrong type",
+            format!(
+                r#"{{"id": 1, "displayName": "relay", "smartHost": "h", "port": "{huge}", "requireTLS": true, "maxSendSize": 100, "smartHostAuthMechanism": "none"}}"#
+            ),
+        ),
+    ];
+    for (what, body) in cases {
+        let (base, _) = own_server(move |_, _| {
+            (
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                body.clone(),
+            )
+                .into_response()
+        })
+        .await;
+        let e = own_client(&base, fast_options())
+            .get_send_connector(1)
+            .await
+            .unwrap_err();
+        let message = e.to_string();
+        assert_eq!(
+            (e.category(), e.is_retryable()),
+            ("decode", false),
+            "{what}: {message}"
+        );
+        assert!(
+            message.contains(&format!(
+                "could not read OVH's answer to GET {CONNECTORS_PATH}/1 (HTTP 200)"
+            )),
+            "{what}: {message}"
+        );
+        assert!(
+            message.len() <= 600,
+            "{what}: {} bytes: {message}",
+            message.len()
+        );
+        if what == "an HTML page" {
+            assert!(message.contains("Service Unavailable"), "{message}");
+        }
+    }
+}

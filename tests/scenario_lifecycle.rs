@@ -386,3 +386,168 @@ async fn a_namespace_deleted_credentials_first_says_how_to_let_go() {
         "Orphan leaves OVH as it is"
     );
 }
+
+/// A SendConnector named `name` in `namespace` whose OVH credentials are that namespace's
+/// Secret `ovh-api`.
+async fn connector_in(h: &Harness, namespace: &str, name: &str) {
+    let mut sc = connector_manifest(name);
+    sc.metadata.namespace = Some(namespace.to_owned());
+    sc.spec.authentication = None;
+    Api::<SendConnector>::namespaced(h.client.clone(), namespace)
+        .create(&PostParams::default(), &sc)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_application_secret_spoils_only_its_own_secret_and_a_fix_needs_no_restart() {
+    let h = Harness::start(HOUR).await;
+    let good = h.credentials_data();
+    let mut wrong = good.clone();
+    wrong["applicationSecret"] = json!("not-the-application-secret");
+    h.create_secret("team-b", "ovh-api", wrong).await;
+    h.create_secret("team-a", "ovh-api", good).await;
+
+    // The wrong Secret is used first, so its client is the first one built for these keys.
+    connector_in(&h, "team-b", "relay-b").await;
+    let b = h
+        .wait_condition_in::<SendConnector>("team-b", "relay-b", "False", "OvhError")
+        .await;
+    let stalled = condition(&b, "Stalled");
+    assert_eq!(stalled["status"], "True", "{:#}", b["status"]);
+    assert!(
+        stalled["message"]
+            .as_str()
+            .unwrap()
+            .contains("Invalid signature"),
+        "{stalled:#}"
+    );
+
+    // Same application key and consumer key, the right secret: unaffected by the wrong one.
+    connector_in(&h, "team-a", "relay-a").await;
+    h.wait_condition_in::<SendConnector>("team-a", "relay-a", "True", "Ready")
+        .await;
+
+    // Fixing the Secret is enough: no restart.
+    h.set_secret_in(
+        "team-b",
+        "ovh-api",
+        json!({"applicationSecret": "as-secret"}),
+    )
+    .await;
+    h.wait_condition_in::<SendConnector>("team-b", "relay-b", "True", "Ready")
+        .await;
+    assert_eq!(h.sim.sim().connectors(ORG, ORG).len(), 2);
+
+    // And the other way round: a good client already built does not vouch for a wrong secret.
+    h.set_secret_in(
+        "team-b",
+        "ovh-api",
+        json!({"applicationSecret": "wrong-again"}),
+    )
+    .await;
+    h.wait_condition_in::<SendConnector>("team-b", "relay-b", "False", "OvhError")
+        .await;
+    h.wait_condition_in::<SendConnector>("team-a", "relay-a", "True", "Ready")
+        .await;
+}
+
+/// The most a condition message may hold, in bytes.
+const CONDITION_MESSAGE_LIMIT: usize = 1024;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_ovh_error_message_leaves_a_bounded_condition() {
+    let h = Harness::start(HOUR).await;
+    h.sim.sim().set_faults(Faults {
+        rules: vec![
+            FaultRule::new(FaultKind::Status400 {
+                message_bytes: 3 << 20,
+            })
+            .method("POST")
+            .path_contains("/sendConnector"),
+        ],
+        ..Faults::default()
+    });
+    h.connectors()
+        .create(&PostParams::default(), &connector_manifest("relay"))
+        .await
+        .unwrap();
+    let sc = h
+        .wait_condition::<SendConnector>("relay", "False", "OvhError")
+        .await;
+    for type_ in ["Ready", "Stalled"] {
+        let message = condition(&sc, type_)["message"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            message.len() <= CONDITION_MESSAGE_LIMIT,
+            "{type_}: {} bytes",
+            message.len()
+        );
+        assert!(
+            message.contains("HTTP 400") && message.contains("Invalid parameter: xxx"),
+            "{message}"
+        );
+        assert!(message.contains("more characters)"), "{message}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_binding_of_many_missing_mailboxes_has_a_bounded_message() {
+    let h = Harness::start(HOUR).await;
+    h.connectors()
+        .create(&PostParams::default(), &connector_manifest("relay"))
+        .await
+        .unwrap();
+    h.wait_ready::<SendConnector>("relay").await;
+    // As many as the schema allows (100), none on OVH.
+    let mut b = binding_manifest("many", "relay");
+    b.spec.mailboxes = (0..100)
+        .map(|i| format!("missing-mailbox-{i:03}@mydomain.ovh"))
+        .collect();
+    b.spec.default_for_domains = Vec::new();
+    h.bindings()
+        .create(&PostParams::default(), &b)
+        .await
+        .unwrap();
+    let mb = h
+        .wait_condition::<MailboxBinding>("many", "False", "MailboxNotFound")
+        .await;
+    let message = ready_message(&mb);
+    assert!(
+        message.len() <= CONDITION_MESSAGE_LIMIT,
+        "{} bytes: {message}",
+        message.len()
+    );
+    assert!(
+        message.contains("missing-mailbox-000@mydomain.ovh") && message.contains("more"),
+        "{message}"
+    );
+    assert!(message.contains("0/100"), "{message}");
+    assert_eq!(mb["status"]["mailboxes"].as_array().unwrap().len(), 100);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_call_names_the_real_service_path() {
+    let h = Harness::start(HOUR).await;
+    let mut denied = connector_manifest("denied");
+    denied.spec.credentials_secret_ref =
+        Some(serde_json::from_value(json!({"name": "ovh-read-only"})).unwrap());
+    h.connectors()
+        .create(&PostParams::default(), &denied)
+        .await
+        .unwrap();
+    let sc = h
+        .wait_condition::<SendConnector>("denied", "False", "OvhError")
+        .await;
+    let message = ready_message(&sc);
+    assert!(
+        message.contains(&format!(
+            "POST /email/exchange/{ORG}/service/{ORG}/sendConnector"
+        )),
+        "{message}"
+    );
+    assert!(!message.contains("{organizationName}"), "{message}");
+    assert!(!message.contains("{exchangeService}"), "{message}");
+}

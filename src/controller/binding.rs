@@ -19,6 +19,7 @@ use crate::reconcile::binding::{
     BindingInputs, BindingPlan, BindingWrite, Phase, domain_key, plan, plan_release_all,
 };
 use crate::reconcile::dry_run::{NEW_CONNECTOR, binding_calls};
+use crate::text;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Api, Resource, ResourceExt};
@@ -456,11 +457,11 @@ async fn dry_run(
         );
     }
     if changed && !calls.is_empty() {
-        let note = calls
+        let lines: Vec<String> = calls
             .iter()
             .map(|c| format!("{} {}", c.method, c.path))
-            .collect::<Vec<_>>()
-            .join("; ");
+            .collect();
+        let note = text::list(&lines, text::LISTED);
         publish(
             ctx,
             mb,
@@ -621,7 +622,7 @@ async fn converge(
                 reason: reasons::CONFLICT,
                 message: format!(
                     "{} {}",
-                    conflicted.join(", "),
+                    text::list(&conflicted, text::LISTED),
                     owners.first().cloned().unwrap_or_default()
                 ),
             },
@@ -644,7 +645,7 @@ async fn converge(
                 reason: reasons::MAILBOX_NOT_FOUND,
                 message: format!(
                     "not found on the Exchange service: {} ({} bound)",
-                    missing.join(", "),
+                    text::list(&missing, text::LISTED),
                     p.bound_summary()
                 ),
             },

@@ -491,11 +491,11 @@ async fn dry_run(
         ),
         _ => {
             if changed {
-                let note = calls
+                let lines: Vec<String> = calls
                     .iter()
                     .map(|c| format!("{} {}", c.method, c.path))
-                    .collect::<Vec<_>>()
-                    .join("; ");
+                    .collect();
+                let note = crate::text::list(&lines, crate::text::LISTED);
                 publish(
                     ctx,
                     sc,
@@ -850,7 +850,7 @@ async fn cleanup(
                 reason: reasons::DELETION_BLOCKED,
                 message: format!(
                     "waiting for MailboxBindings that use this connector: {}",
-                    users.join(", ")
+                    crate::text::list(&users, crate::text::LISTED)
                 ),
             },
             soon(),

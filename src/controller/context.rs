@@ -92,8 +92,9 @@ pub struct Context {
     pub bindings: Store<MailboxBinding>,
     pub recorder: Recorder,
     pub budgets: BudgetRegistry,
-    /// OVH clients by credentials identity.
-    pub(super) ovh_clients: Mutex<HashMap<String, ExchangeClient>>,
+    /// OVH clients by [`Credentials::cache_key`] (every field, secrets included), with when
+    /// each was last handed out.
+    pub(super) ovh_clients: Mutex<HashMap<String, (ExchangeClient, tokio::time::Instant)>>,
     /// The status this process last wrote, per object uid. The watch cache may still hold an
     /// older copy when the next reconcile starts; only the operator writes status, so its own
     /// last write is the truth.

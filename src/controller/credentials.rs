@@ -85,22 +85,29 @@ pub async fn exchange_client(
     if let Some(endpoint) = &config.endpoint_override {
         credentials.endpoint = endpoint.clone();
     }
-    let identity = credentials.identity();
+    // One client per set of credentials, every field counted (a Secret whose secret changes
+    // gets a new client at once); one request budget per consumer, whatever its secret.
+    let key = credentials.cache_key();
+    let now = tokio::time::Instant::now();
     let mut clients = ctx
         .ovh_clients
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some(c) = clients.get(&identity) {
-        return Ok(c.clone());
+    if let Some((client, last_used)) = clients.get_mut(&key) {
+        *last_used = now;
+        return Ok(client.clone());
     }
-    let client = OvhClient::new(
-        credentials,
-        ctx.budgets.budget_for(&identity),
-        ctx.config.ovh.clone(),
-    )
-    .map_err(Error::Ovh)?;
+    // Clients of credentials nobody has used for a while (a Secret since changed) go.
+    let idle = ctx
+        .config
+        .resync_interval
+        .max(ctx.config.stalled_retry)
+        .saturating_mul(2);
+    clients.retain(|_, (_, last_used)| now.duration_since(*last_used) < idle);
+    let budget = ctx.budgets.budget_for(&credentials.identity());
+    let client = OvhClient::new(credentials, budget, ctx.config.ovh.clone()).map_err(Error::Ovh)?;
     let exchange = ExchangeClient::new(client);
-    clients.insert(identity, exchange.clone());
+    clients.insert(key, (exchange.clone(), now));
     Ok(exchange)
 }
 

@@ -163,10 +163,9 @@ impl Undecodable {
         let event = Event {
             type_: EventType::Warning,
             reason: "InvalidSpec".into(),
-            note: Some(format!(
-                "the operator cannot read this object, so it is not reconciled: {}",
-                error.chars().take(800).collect::<String>()
-            )),
+            note: Some(super::lifecycle::event_note(format!(
+                "the operator cannot read this object, so it is not reconciled: {error}"
+            ))),
             action: "Decode".into(),
             secondary: None,
         };

@@ -91,13 +91,23 @@ pub async fn publish<K: Resource<DynamicType = ()>>(
     let event = Event {
         type_,
         reason: reason.to_owned(),
-        note: Some(note),
+        note: Some(event_note(note)),
         action: action.to_owned(),
         secondary: None,
     };
     if let Err(e) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
         tracing::debug!(error = %e, "could not publish an Event");
     }
+}
+
+/// The most an Event's note holds, in bytes: events.k8s.io/v1 refuses longer ones.
+const EVENT_NOTE_LIMIT: usize = 1024;
+
+/// An Event's note as Kubernetes takes it: cut to [`EVENT_NOTE_LIMIT`], with a note of how
+/// much was left out. Every Event goes through [`publish`] (or, for objects that do not
+/// decode, through `decode`), so through this.
+pub(super) fn event_note(note: String) -> String {
+    crate::text::cut(note, EVENT_NOTE_LIMIT)
 }
 
 /// After a failed attempt: counted, logged, and held (see [`Context::held_for`]) for this
@@ -169,4 +179,19 @@ where
     write_status(api, &obj.name_any(), old, status).await?;
     ctx.remember_status(&obj.uid().unwrap_or_default(), status);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_notes_fit_what_kubernetes_accepts() {
+        // events.k8s.io/v1 refuses notes over 1 KiB.
+        let note = event_note(format!("dry run, not written: {}", "PUT /x; ".repeat(5000)));
+        assert!(note.len() <= 1024, "{}", note.len());
+        assert!(note.starts_with("dry run, not written: PUT /x; "));
+        assert!(note.ends_with(" more characters)"), "{note}");
+        assert_eq!(event_note("attached".into()), "attached");
+    }
 }

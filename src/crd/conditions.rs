@@ -55,6 +55,11 @@ pub mod reasons {
     pub const DRY_RUN: &str = "DryRun";
 }
 
+/// The most a condition message holds, in bytes (so in characters too). Condition messages
+/// can carry text from elsewhere (an OVH error, a list of mailboxes); an unbounded one makes
+/// the status write fail and shows no condition at all.
+pub const MESSAGE_LIMIT: usize = 1024;
+
 /// The value of a condition's `status`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 pub enum ConditionStatus {
@@ -137,13 +142,21 @@ impl Condition {
     }
 }
 
-/// Puts `new` into `conditions`, replacing the condition of the same type.
+/// A condition message cut to [`MESSAGE_LIMIT`] (with a note of how much was left out):
+/// what every condition set through [`set_condition`] holds.
+pub fn bounded_message(message: String) -> String {
+    crate::text::cut(message, MESSAGE_LIMIT)
+}
+
+/// Puts `new` into `conditions`, replacing the condition of the same type; its message is
+/// bounded ([`bounded_message`]).
 ///
 /// `lastTransitionTime` is kept when the status did not change and set to `now` when it did
 /// (or when the condition is new). Returns whether anything changed, so a caller can skip a
 /// status write that would change nothing.
 pub fn set_condition(conditions: &mut Vec<Condition>, new: Condition, now: &Time) -> bool {
     let mut new = new;
+    new.message = bounded_message(new.message);
     let Some(existing) = conditions.iter_mut().find(|c| c.type_ == new.type_) else {
         new.last_transition_time = Some(now.clone());
         conditions.push(new);
@@ -332,6 +345,21 @@ mod tests {
         );
         assert!(is_ready_for_generation(&conditions, Some(1)));
         assert!(!is_ready_for_generation(&conditions, Some(2)));
+    }
+
+    #[test]
+    fn messages_are_bounded() {
+        let mut conditions = Vec::new();
+        let t0 = at("2025-01-01T00:00:00Z");
+        let mut huge = ready(ConditionStatus::False, reasons::OVH_ERROR);
+        huge.message = format!("OVH API error (HTTP 400): {}", "x".repeat(3 << 20));
+        assert!(set_condition(&mut conditions, huge.clone(), &t0));
+        let message = &conditions[0].message;
+        assert!(message.len() <= MESSAGE_LIMIT, "{}", message.len());
+        assert!(message.starts_with("OVH API error (HTTP 400): xxx"));
+        assert!(message.ends_with(" more characters)"), "{message}");
+        // The same long message again changes nothing: no status write.
+        assert!(!set_condition(&mut conditions, huge, &t0));
     }
 
     #[test]

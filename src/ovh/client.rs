@@ -6,7 +6,7 @@
 //! `X-Ovh-QueryID` only.
 use super::budget::Budget;
 use super::credentials::{Auth, Credentials};
-use super::error::{ApiError, OvhError, TransportKind};
+use super::error::{API_MESSAGE_LIMIT, ApiError, OvhError, TransportKind};
 use super::model::ErrorBody;
 use super::retry::RetryPolicy;
 use super::secret::SecretString;
@@ -19,6 +19,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
+
+/// The largest OVH answer read, in bytes. Real answers are far smaller (an expanded page of
+/// a thousand accounts is a few hundred KiB); a larger one is a fault, and reading it whole
+/// once grew the process to 24 GB.
+pub const MAX_ANSWER_BYTES: usize = 4 << 20;
 
 /// Settings of one client.
 #[derive(Clone, Debug)]
@@ -135,12 +140,7 @@ impl Reply {
         } else {
             &self.body
         };
-        serde_json::from_slice(body).map_err(|e| OvhError::Decode {
-            method: call.method.to_string(),
-            route: call.route.to_owned(),
-            status: self.status,
-            message: e.to_string(),
-        })
+        serde_json::from_slice(body).map_err(|e| decode_error(call, self.status, &e, &self.body))
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -209,6 +209,9 @@ impl OvhClient {
     ) -> Result<Self, OvhError> {
         install_crypto_provider();
         let http = reqwest::Client::builder()
+            // OVH's API does not redirect, and a redirect followed would carry the signed
+            // headers, the bearer token or a body with a password to wherever it points.
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(options.timeout)
             .connect_timeout(options.timeout.min(Duration::from_secs(10)))
             .user_agent(options.user_agent.clone())
@@ -301,7 +304,12 @@ impl OvhClient {
                     continue;
                 }
             }
-            if call.method == Method::POST || !error.is_retryable() {
+            // An oversized answer is not asked for again at once: it would come back as large
+            // (the caller backs off instead).
+            if call.method == Method::POST
+                || !error.is_retryable()
+                || matches!(error, OvhError::TooLarge { .. })
+            {
                 return Err(error);
             }
             let Some(delay) =
@@ -390,10 +398,12 @@ impl OvhClient {
             .map_err(|e| transport_error(call, &e))?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let body = response
-            .bytes()
+        if response.status().is_redirection() {
+            return Err(redirected(call, status, &headers, &url));
+        }
+        let body = read_body(response)
             .await
-            .map_err(|e| transport_error(call, &e))?;
+            .map_err(|e| e.for_call(call, status))?;
         let query_id = headers
             .get("x-ovh-queryid")
             .and_then(|v| v.to_str().ok())
@@ -438,21 +448,24 @@ impl OvhClient {
             signed: false,
             ..Call::new(Method::GET, "/auth/time", "/auth/time")
         };
-        let url = self.inner.credentials.endpoint.url_for(&call.path);
+        let url = reqwest::Url::parse(&self.inner.credentials.endpoint.url_for(&call.path))
+            .map_err(|e| OvhError::Setup(format!("invalid URL for {}: {e}", call.route)))?;
         let response = self
             .inner
             .http
-            .get(url)
+            .get(url.clone())
             .header("Accept", "application/json")
             .send()
             .await
             .map_err(|e| transport_error(&call, &e))?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let body = response
-            .bytes()
+        if response.status().is_redirection() {
+            return Err(redirected(&call, status, &headers, &url));
+        }
+        let body = read_body(response)
             .await
-            .map_err(|e| transport_error(&call, &e))?;
+            .map_err(|e| e.for_call(&call, status))?;
         let query_id = headers
             .get("x-ovh-queryid")
             .and_then(|v| v.to_str().ok())
@@ -509,16 +522,35 @@ impl OvhClient {
                 message: format!("{}: {}", classify_transport(&e), error_chain(&e)),
             })?;
         let status = response.status().as_u16();
-        let body = response.bytes().await.map_err(|e| OvhError::Token {
+        if response.status().is_redirection() {
+            let to = redirect_origin(response.headers(), token_url)
+                .map(|o| format!(" to {o}"))
+                .unwrap_or_default();
+            return Err(OvhError::Token {
+                status: Some(status),
+                message: format!(
+                    "the token endpoint answered with a redirect{to}, not followed: OVH does not redirect; check the endpoint and tokenUrl"
+                ),
+            });
+        }
+        let body = read_body(response).await.map_err(|e| OvhError::Token {
             status: Some(status),
-            message: error_chain(&e),
+            message: match e {
+                BodyError::TooLarge => {
+                    format!("answer larger than {} MiB", MAX_ANSWER_BYTES >> 20)
+                }
+                BodyError::Transport(e) => error_chain(&e),
+            },
         })?;
         if status >= 400 {
             let e: TokenError = serde_json::from_slice(&body).unwrap_or_default();
             let message = if e.error.is_empty() {
-                snippet(&body)
+                snippet(&body, 240)
             } else {
-                format!("{}: {}", e.error, e.error_description)
+                crate::text::cut(
+                    format!("{}: {}", e.error, e.error_description),
+                    API_MESSAGE_LIMIT,
+                )
             };
             return Err(OvhError::Token {
                 status: Some(status),
@@ -537,6 +569,68 @@ impl OvhClient {
         });
         Ok(reply.access_token)
     }
+}
+
+/// The error for a 3xx answer, which is never followed.
+fn redirected(call: &Call, status: u16, headers: &HeaderMap, url: &reqwest::Url) -> OvhError {
+    OvhError::Redirected {
+        method: call.method.to_string(),
+        route: call.route.to_owned(),
+        path: call.path.clone(),
+        status,
+        location: redirect_origin(headers, url),
+    }
+}
+
+/// Where a redirect points, as scheme, host and port only: its path and query string are
+/// left out, as they could carry anything.
+fn redirect_origin(headers: &HeaderMap, base: &reqwest::Url) -> Option<String> {
+    let location = headers.get(reqwest::header::LOCATION)?.to_str().ok()?;
+    let target = base.join(location).ok()?;
+    target
+        .has_host()
+        .then(|| target.origin().ascii_serialization())
+}
+
+/// Why an answer's body could not be read.
+enum BodyError {
+    /// Longer than [`MAX_ANSWER_BYTES`], declared or as it arrived.
+    TooLarge,
+    Transport(reqwest::Error),
+}
+
+impl BodyError {
+    fn for_call(self, call: &Call, status: u16) -> OvhError {
+        match self {
+            Self::TooLarge => OvhError::TooLarge {
+                method: call.method.to_string(),
+                route: call.route.to_owned(),
+                path: call.path.clone(),
+                status,
+            },
+            Self::Transport(e) => transport_error(call, &e),
+        }
+    }
+}
+
+/// Reads a body of at most [`MAX_ANSWER_BYTES`], chunk by chunk: a longer one is refused as
+/// soon as its `Content-Length` or its running count says so, and the rest is never read
+/// (dropping the response closes the connection). The client's timeout covers the whole
+/// read, so a body that trickles in forever times out too.
+async fn read_body(mut response: reqwest::Response) -> Result<Bytes, BodyError> {
+    let declared = response.content_length().unwrap_or(0);
+    if declared > MAX_ANSWER_BYTES as u64 {
+        return Err(BodyError::TooLarge);
+    }
+    let mut body =
+        bytes::BytesMut::with_capacity(usize::try_from(declared).unwrap_or(MAX_ANSWER_BYTES));
+    while let Some(chunk) = response.chunk().await.map_err(BodyError::Transport)? {
+        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
 }
 
 /// A header value that HTTP libraries print as `Sensitive`, whatever their log level.
@@ -582,12 +676,13 @@ fn transport_error(call: &Call, e: &reqwest::Error) -> OvhError {
     OvhError::Transport {
         method: call.method.to_string(),
         route: call.route.to_owned(),
+        path: call.path.clone(),
         kind: classify_transport(e),
         message: error_chain(e),
     }
 }
 
-fn api_error(
+pub(super) fn api_error(
     call: &Call,
     status: u16,
     headers: &HeaderMap,
@@ -596,9 +691,13 @@ fn api_error(
 ) -> ApiError {
     let parsed: Option<ErrorBody> = serde_json::from_slice(body).ok();
     let (class, message, error_code) = match parsed {
-        Some(b) if !b.message.is_empty() || b.class.is_some() => (b.class, b.message, b.error_code),
+        Some(b) if !b.message.is_empty() || b.class.is_some() => (
+            b.class.map(|c| crate::text::cut(c, 200)),
+            bounded_api_message(call, status, query_id.as_deref(), b.message),
+            b.error_code.map(|c| crate::text::cut(c, 200)),
+        ),
         // Overloaded front ends answer HTML (e.g. a 408 page): keep a short, readable excerpt.
-        _ => (None, snippet(body), None),
+        _ => (None, snippet(body, 240), None),
     };
     let retry_after = headers
         .get("retry-after")
@@ -608,6 +707,7 @@ fn api_error(
     ApiError {
         method: call.method.to_string(),
         route: call.route.to_owned(),
+        path: call.path.clone(),
         status,
         class,
         message,
@@ -617,40 +717,112 @@ fn api_error(
     }
 }
 
-/// The start of a non-JSON body as one line of text, tags removed.
-fn snippet(body: &[u8]) -> String {
+/// OVH's error text, cut to [`API_MESSAGE_LIMIT`]; a longer one is logged whole, at debug
+/// level only.
+fn bounded_api_message(
+    call: &Call,
+    status: u16,
+    query_id: Option<&str>,
+    message: String,
+) -> String {
+    if message.len() <= API_MESSAGE_LIMIT {
+        return message;
+    }
+    tracing::debug!(
+        method = %call.method, route = call.route, status, query_id = query_id.unwrap_or(""),
+        message = %message, "OVH error text, whole"
+    );
+    crate::text::cut(message, API_MESSAGE_LIMIT)
+}
+
+/// The error for an answer that does not decode as the call's type: serde's reason (its
+/// middle left out when long: a mistyped value may be megabytes of text) and the start of
+/// the answer, both short.
+pub(super) fn decode_error(
+    call: &Call,
+    status: u16,
+    error: &serde_json::Error,
+    body: &[u8],
+) -> OvhError {
+    OvhError::Decode {
+        method: call.method.to_string(),
+        route: call.route.to_owned(),
+        path: call.path.clone(),
+        status,
+        message: crate::text::elide_middle(&error.to_string(), 240).into_owned(),
+        excerpt: snippet(body, 120),
+    }
+}
+
+/// The start of a body as one line of text of at most `max_bytes`: tags, control characters
+/// and runs of white space become single spaces, and a longer text ends in `…`.
+fn snippet(body: &[u8], max_bytes: usize) -> String {
     let text = String::from_utf8_lossy(body);
-    let mut out = String::new();
+    let mut line = String::new();
     let mut in_tag = false;
+    let mut more = false;
     for c in text.chars() {
-        match c {
-            '<' => in_tag = true,
+        let c = match c {
+            '<' => {
+                in_tag = true;
+                continue;
+            }
             '>' => {
                 in_tag = false;
-                out.push(' ');
+                ' '
             }
-            c if !in_tag => out.push(if c.is_whitespace() { ' ' } else { c }),
-            _ => {}
+            _ if in_tag => continue,
+            c if c.is_whitespace() || c.is_control() => ' ',
+            c => c,
+        };
+        if c == ' ' && (line.is_empty() || line.ends_with(' ')) {
+            continue;
         }
+        if line.len() + c.len_utf8() > max_bytes {
+            more = true;
+            break;
+        }
+        line.push(c);
     }
-    let words: Vec<&str> = out.split_whitespace().collect();
-    let line = words.join(" ");
-    if line.chars().count() > 200 {
-        format!("{}…", line.chars().take(200).collect::<String>())
-    } else {
-        line
+    let mut line = line.trim_end().to_owned();
+    if more {
+        while line.len() + '…'.len_utf8() > max_bytes {
+            line.pop();
+        }
+        line.push('…');
     }
+    line
 }
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+
+    #[test]
+    fn a_huge_error_message_is_cut_in_the_error() {
+        let call = Call::new(
+            Method::POST,
+            "/email/exchange/{organizationName}/service/{exchangeService}/sendConnector",
+            "/email/exchange/org-1/service/svc-1/sendConnector",
+        );
+        let body = serde_json::json!({
+            "class": "Client::BadRequest",
+            "message": format!("Invalid parameter: {}", "x".repeat(3 << 20)),
+        })
+        .to_string();
+        let e = api_error(&call, 400, &HeaderMap::new(), body.as_bytes(), None);
+        assert!(e.message.len() <= 4096, "{}", e.message.len());
+        assert!(e.message.starts_with("Invalid parameter: xxx"));
+        assert!(e.to_string().len() <= 4096 + 200);
+        assert_eq!(e.class.as_deref(), Some("Client::BadRequest"));
+    }
 
     #[test]
     fn html_bodies_become_one_readable_line() {
         let body = b"<html><body><h1>408 Request Time-out</h1>\nYour browser didn't send a complete request in time.\n</body></html>\n";
         assert_eq!(
-            snippet(body),
+            snippet(body, 240),
             "408 Request Time-out Your browser didn't send a complete request in time."
         );
     }

@@ -118,8 +118,11 @@ impl Credentials {
         Self::from_map(&values)
     }
 
-    /// A stable, non-reversible identity of these credentials: requests made with equal
-    /// credentials share one request budget. The secrets are hashed, never kept in clear.
+    /// A stable, non-reversible identity of the consumer these credentials act as (endpoint,
+    /// application key and consumer key, or OAuth2 client id): OVH limits requests per
+    /// consumer, so every client of one identity shares one request budget, whatever secret
+    /// each was given. The consumer key is hashed, never kept in clear. Clients themselves are
+    /// kept by [`Credentials::cache_key`].
     pub fn identity(&self) -> String {
         let mut h = Sha1::new();
         h.update(self.endpoint.base().as_str().as_bytes());
@@ -142,6 +145,48 @@ impl Credentials {
         hex::encode(h.finalize())
     }
 
+    /// The key of the one client kept for these credentials: a hash of every field (endpoint,
+    /// token URL, keys and secrets), so credentials that differ in any of them, a secret
+    /// alone included, get a client of their own. The hash is salted with a random value of
+    /// this process: the key tells nothing about the secrets to anyone who sees it.
+    pub fn cache_key(&self) -> String {
+        let mut h = Sha1::new();
+        h.update(process_salt());
+        // Each field prefixed with its length: no two sets of fields hash the same bytes.
+        let mut field = |value: &[u8]| {
+            h.update((value.len() as u64).to_be_bytes());
+            h.update(value);
+        };
+        field(self.endpoint.base().as_str().as_bytes());
+        field(
+            self.endpoint
+                .token_url()
+                .map_or("", url::Url::as_str)
+                .as_bytes(),
+        );
+        match &self.auth {
+            Auth::Application {
+                application_key,
+                application_secret,
+                consumer_key,
+            } => {
+                field(b"app");
+                field(application_key.as_bytes());
+                field(application_secret.expose().as_bytes());
+                field(consumer_key.expose().as_bytes());
+            }
+            Auth::OAuth2 {
+                client_id,
+                client_secret,
+            } => {
+                field(b"oauth2");
+                field(client_id.as_bytes());
+                field(client_secret.expose().as_bytes());
+            }
+        }
+        hex::encode(h.finalize())
+    }
+
     /// The secret values, so tests and log scrubbers can check none of them leaks.
     pub fn secret_values(&self) -> Vec<&str> {
         match &self.auth {
@@ -155,6 +200,12 @@ impl Credentials {
             Auth::OAuth2 { client_secret, .. } => vec![client_secret.expose()],
         }
     }
+}
+
+/// A random value drawn once per process, mixed into [`Credentials::cache_key`].
+fn process_salt() -> &'static [u8; 16] {
+    static SALT: std::sync::OnceLock<[u8; 16]> = std::sync::OnceLock::new();
+    SALT.get_or_init(rand::random)
 }
 
 fn missing(names: &[&str], values: &[Option<String>]) -> String {
@@ -252,5 +303,41 @@ mod tests {
         .unwrap();
         assert_ne!(a.identity(), b.identity());
         assert!(!a.identity().contains("ck1"));
+    }
+
+    #[test]
+    fn cache_key_covers_every_secret_and_reveals_none() {
+        let classic = |secret: &str| {
+            Credentials::from_map(&map(&[
+                ("applicationKey", "ak"),
+                ("applicationSecret", secret),
+                ("consumerKey", "ck-value"),
+            ]))
+            .unwrap()
+        };
+        let (right, wrong) = (classic("as-right-value"), classic("as-wrong-value"));
+        // One consumer, one request budget; two clients.
+        assert_eq!(right.identity(), wrong.identity());
+        assert_ne!(right.cache_key(), wrong.cache_key());
+        assert_eq!(right.cache_key(), classic("as-right-value").cache_key());
+        let oauth = |secret: &str| {
+            Credentials::from_map(&map(&[("clientId", "id"), ("clientSecret", secret)])).unwrap()
+        };
+        assert_eq!(oauth("cs-one").identity(), oauth("cs-two").identity());
+        assert_ne!(oauth("cs-one").cache_key(), oauth("cs-two").cache_key());
+        // The token URL is where the client secret goes: a change is another client.
+        let with_token_url = Credentials::from_map(&map(&[
+            ("clientId", "id"),
+            ("clientSecret", "cs-one"),
+            ("tokenUrl", "https://elsewhere.example/token"),
+        ]))
+        .unwrap();
+        assert_ne!(with_token_url.cache_key(), oauth("cs-one").cache_key());
+        for c in [&right, &wrong] {
+            let key = c.cache_key();
+            for secret in c.secret_values() {
+                assert!(!key.contains(secret), "{key}");
+            }
+        }
     }
 }

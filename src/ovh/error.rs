@@ -4,12 +4,21 @@
 use std::fmt;
 use std::time::Duration;
 
+/// The most of an OVH error text an [`ApiError`] keeps, in bytes: what log lines at info and
+/// warn level, conditions and Events can carry. A longer text is logged whole at debug level
+/// only, once, when it arrives.
+pub const API_MESSAGE_LIMIT: usize = 2048;
+
 /// An error answered by the OVH API itself.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ApiError {
     pub method: String,
-    /// The route template, e.g. `/email/exchange/{organizationName}/service/{exchangeService}/sendConnector`.
+    /// The route template, e.g. `/email/exchange/{organizationName}/service/{exchangeService}/sendConnector`:
+    /// a label for metrics.
     pub route: String,
+    /// The concrete path, e.g. `/email/exchange/org-1/service/org-1/sendConnector`: what
+    /// messages show, so a person sees which organization, service and object failed.
+    pub path: String,
     pub status: u16,
     pub class: Option<String>,
     pub message: String,
@@ -44,21 +53,62 @@ impl fmt::Display for TransportKind {
 pub enum OvhError {
     #[error("{0}")]
     Api(Box<ApiError>),
-    #[error("OVH did not answer {method} {route}: {kind}: {message}")]
+    #[error("OVH did not answer {method} {}: {kind}: {message}", shown(path))]
     Transport {
         method: String,
         route: String,
+        path: String,
         kind: TransportKind,
         message: String,
     },
-    #[error("unexpected answer from OVH to {method} {route} (HTTP {status}): {message}")]
+    /// An answer that is not what the call returns (an HTML page, cut or mistyped JSON).
+    #[error(
+        "could not read OVH's answer to {method} {} (HTTP {status}): {message}; {}",
+        shown(path),
+        began(excerpt)
+    )]
     Decode {
         method: String,
         route: String,
+        path: String,
         status: u16,
+        /// Why it could not be read, bounded.
         message: String,
+        /// The start of the answer as one short line of text.
+        excerpt: String,
     },
-    #[error("could not get an OVH OAuth2 token (HTTP {status:?}): {message}")]
+    /// An answer longer than [`super::client::MAX_ANSWER_BYTES`]: refused unread.
+    #[error(
+        "OVH answer larger than {} MiB on {method} {} (HTTP {status}): not read further",
+        super::client::MAX_ANSWER_BYTES >> 20,
+        shown(path)
+    )]
+    TooLarge {
+        method: String,
+        /// The route template (for metrics); `path` is the concrete one.
+        route: String,
+        path: String,
+        status: u16,
+    },
+    /// A 3xx answer. OVH's API does not redirect, and following one would carry the
+    /// signature, the token or a password to another place: never followed.
+    #[error(
+        "OVH answered {method} {} with a redirect (HTTP {status}){}, not followed: OVH does not redirect; check the endpoint",
+        shown(path),
+        location.as_ref().map(|l| format!(" to {l}")).unwrap_or_default()
+    )]
+    Redirected {
+        method: String,
+        route: String,
+        path: String,
+        status: u16,
+        /// Where it pointed: scheme, host and port only.
+        location: Option<String>,
+    },
+    #[error(
+        "could not get an OVH OAuth2 token ({}): {message}",
+        status.map_or_else(|| "no answer".to_owned(), |s| format!("HTTP {s}"))
+    )]
     Token {
         status: Option<u16>,
         message: String,
@@ -67,23 +117,33 @@ pub enum OvhError {
     Setup(String),
 }
 
+fn began(excerpt: &str) -> String {
+    if excerpt.is_empty() {
+        "the answer was empty".to_owned()
+    } else {
+        format!("the answer began: \"{excerpt}\"")
+    }
+}
+
+/// A path as messages show it: whole, unless it is a batch read of many objects.
+fn shown(path: &str) -> std::borrow::Cow<'_, str> {
+    crate::text::truncate(path, 256)
+}
+
 impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "OVH API error (HTTP {}) on {} {}: ",
-            self.status, self.method, self.route
-        )?;
+        // The query id comes before OVH's text: a message cut to fit keeps it.
+        write!(f, "OVH API error (HTTP {}", self.status)?;
+        if let Some(q) = &self.query_id {
+            write!(f, ", X-Ovh-QueryID: {q}")?;
+        }
+        write!(f, ") on {} {}: ", self.method, shown(&self.path))?;
         if let Some(class) = &self.class {
             write!(f, "{class}: ")?;
         } else if let Some(code) = &self.error_code {
             write!(f, "{code}: ")?;
         }
-        write!(f, "{:?}", self.message)?;
-        if let Some(q) = &self.query_id {
-            write!(f, " (X-Ovh-QueryID: {q})")?;
-        }
-        Ok(())
+        write!(f, "{:?}", self.message)
     }
 }
 
@@ -139,9 +199,10 @@ impl OvhError {
             Self::Api(e) => e.status == 408 || e.status == 429 || e.status >= 500 || e.is_busy(),
             // A token endpoint that is down may come back; bad client credentials will not.
             Self::Token { status, .. } => status.is_none_or(|s| s == 429 || s >= 500),
-            Self::Transport { .. } => true,
+            // A server fault; retried later, with the caller's backoff.
+            Self::Transport { .. } | Self::TooLarge { .. } => true,
             Self::Decode { status, .. } => *status >= 500,
-            Self::Setup(_) => false,
+            Self::Redirected { .. } | Self::Setup(_) => false,
         }
     }
 
@@ -163,6 +224,8 @@ impl OvhError {
                 ..
             } => "timeout",
             Self::Transport { .. } => "transport",
+            Self::TooLarge { .. } => "too_large",
+            Self::Redirected { .. } => "redirect",
             Self::Decode { .. } => "decode",
             Self::Token { .. } => "token",
             Self::Setup(_) => "setup",
@@ -201,6 +264,7 @@ mod tests {
         OvhError::Api(Box::new(ApiError {
             method: "GET".into(),
             route: "/r".into(),
+            path: "/r".into(),
             status,
             class: None,
             message: message.into(),
@@ -258,6 +322,7 @@ mod tests {
         let t = OvhError::Transport {
             method: "GET".into(),
             route: "/r".into(),
+            path: "/r".into(),
             kind: TransportKind::Timeout,
             message: "t".into(),
         };
@@ -271,6 +336,8 @@ mod tests {
             method: "POST".into(),
             route: "/email/exchange/{organizationName}/service/{exchangeService}/sendConnector"
                 .into(),
+            path: "/email/exchange/private-zz111111-1/service/private-zz111111-1/sendConnector"
+                .into(),
             status: 403,
             class: Some("Client::Forbidden".into()),
             message: "This call has not been granted".into(),
@@ -281,6 +348,10 @@ mod tests {
         let s = e.to_string();
         assert!(
             s.contains("HTTP 403")
+                && s.contains(
+                    "on POST /email/exchange/private-zz111111-1/service/private-zz111111-1/sendConnector:"
+                )
+                && !s.contains("{organizationName}")
                 && s.contains("Client::Forbidden")
                 && s.contains("not been granted")
                 && s.contains("EU.ext-3.697ab11c"),

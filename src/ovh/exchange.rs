@@ -3,7 +3,7 @@
 //! Reads of many objects use OVH's bulk forms where the server honours them (`X-Ovh-Batch`
 //! batch GETs, `CachedObjectList-Pages` list expansion) and fall back to one GET per object
 //! where it does not; which form works is remembered per client.
-use super::client::{Call, OvhClient};
+use super::client::{Call, OvhClient, decode_error};
 use super::error::OvhError;
 use super::model::{
     Account, AccountConnectorUpdate, ChangeAuthentication, ChangeDefaultSbr, Domain,
@@ -507,12 +507,9 @@ impl ExchangeApi {
                 return Ok(None);
             }
             self.features.expansion.set(true);
-            for item in items {
-                out.push(serde_json::from_value(item).map_err(|e| OvhError::Decode {
-                    method: "GET".into(),
-                    route: call.route.to_owned(),
-                    status: reply.status,
-                    message: e.to_string(),
+            for item in &items {
+                out.push(T::deserialize(item).map_err(|e| {
+                    decode_error(&paged, reply.status, &e, item.to_string().as_bytes())
                 })?);
             }
             let total_pages: usize = reply

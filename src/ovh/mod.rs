@@ -16,6 +16,9 @@ pub mod exchange;
 pub mod retry;
 pub mod shared_reads;
 
+#[cfg(test)]
+mod hostile_answers;
+
 pub use budget::{Budget, BudgetRegistry, BudgetSettings};
 pub use client::{ClientOptions, OvhClient};
 pub use error::{ApiError, OvhError};

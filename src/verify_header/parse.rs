@@ -458,3 +458,128 @@ mod tests {
         assert_eq!((hop.from, hop.by), (None, None));
     }
 }
+
+/// Property tests: whatever is pasted or piped in, reading it and judging it ends, quickly,
+/// with a report or an input error, never a panic.
+#[cfg(test)]
+mod properties {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::super::verdict::{Relay, analyse, render};
+    use super::*;
+    use proptest::prelude::*;
+    use std::fmt::Write as _;
+    use std::time::{Duration, Instant};
+
+    /// Far more than reading and judging any of these inputs takes (tens of milliseconds in a
+    /// debug build), even on a busy machine; far less than a blow-up would.
+    const TIME_LIMIT: Duration = Duration::from_secs(5);
+
+    fn read_and_judge(input: &[u8]) -> Result<(), TestCaseError> {
+        let started = Instant::now();
+        if let Ok(block) = parse_header_block(input) {
+            let _ = hops(&block);
+            let relay = Relay::new("smtp-relay.example.com").unwrap();
+            if let Ok(report) = analyse(&block, &relay) {
+                let _ = render(&report);
+            }
+        }
+        prop_assert!(started.elapsed() < TIME_LIMIT, "{:?}", started.elapsed());
+        Ok(())
+    }
+
+    /// Header-like lines: names and values built from the words a `Received:` field uses.
+    fn header_line() -> impl Strategy<Value = String> {
+        let word = prop_oneof![
+            Just("from".to_owned()),
+            Just("by".to_owned()),
+            Just("for".to_owned()),
+            Just("with".to_owned()),
+            Just("(HELO".to_owned()),
+            Just("helo=".to_owned()),
+            Just("[127.0.0.1])".to_owned()),
+            Just("(".to_owned()),
+            Just(")".to_owned()),
+            Just(";".to_owned()),
+            Just("<a@b.example>".to_owned()),
+            "[a-z0-9.-]{1,30}",
+            ".{0,20}",
+        ];
+        let name = prop_oneof![
+            Just("Received".to_owned()),
+            Just("From".to_owned()),
+            Just("To".to_owned()),
+            Just("Delivered-To".to_owned()),
+            Just("Authentication-Results".to_owned()),
+            Just("DKIM-Signature".to_owned()),
+            Just("Return-Path".to_owned()),
+            "[!-9;-~]{1,80}",
+        ];
+        (
+            name,
+            prop::collection::vec(word, 0..16),
+            prop_oneof![Just(""), Just(" "), Just("\t")],
+        )
+            .prop_map(|(name, words, fold)| format!("{fold}{name}: {}", words.join(" ")))
+    }
+
+    fn config(cases: u32) -> ProptestConfig {
+        ProptestConfig {
+            cases,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        }
+    }
+
+    proptest! {
+        #![proptest_config(config(256))]
+
+        #[test]
+        fn arbitrary_bytes(input in prop::collection::vec(any::<u8>(), 0..4096)) {
+            read_and_judge(&input)?;
+        }
+
+        #[test]
+        fn arbitrary_text(input in ".{0,2000}") {
+            read_and_judge(input.as_bytes())?;
+        }
+
+        #[test]
+        fn header_like_blocks(
+            lines in prop::collection::vec(header_line(), 0..40),
+            crlf in any::<bool>(),
+        ) {
+            let end = if crlf { "\r\n" } else { "\n" };
+            read_and_judge(lines.join(end).as_bytes())?;
+        }
+    }
+
+    // Large inputs: fewer cases, each of them big.
+    proptest! {
+        #![proptest_config(config(48))]
+
+        #[test]
+        fn very_long_lines(
+            word in "[a-z(\\[\\]. ;]{1,8}",
+            repeat in 0usize..100_000,
+            name in prop_oneof![Just("Received"), Just("From"), Just("X-Long")],
+        ) {
+            let input = format!("{name}: from {}\nTo: a@b.example\n", word.repeat(repeat));
+            read_and_judge(input.as_bytes())?;
+        }
+
+        #[test]
+        fn many_headers(count in 0usize..3000, hosts in 1usize..50) {
+            let mut input = String::new();
+            for i in 0..count {
+                writeln!(
+                    input,
+                    "Received: from h{}.example.net (h{}.example.net [10.0.0.{}])\n\tby mx{}.example.org with ESMTP; Tue, 1 Jan 2030 00:00:00 +0000",
+                    i % hosts, i % hosts, i % 250, (i + 1) % hosts
+                )
+                .unwrap();
+            }
+            input.push_str("From: a@sender.example\nTo: b@recipient.example\n");
+            read_and_judge(input.as_bytes())?;
+        }
+    }
+}

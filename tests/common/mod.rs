@@ -329,6 +329,45 @@ impl Harness {
             .unwrap();
     }
 
+    /// Creates a Secret in any namespace with these `stringData` values.
+    pub async fn create_secret(&self, namespace: &str, name: &str, data: Value) {
+        let secret: Secret =
+            serde_json::from_value(json!({"metadata": {"name": name}, "stringData": data}))
+                .unwrap();
+        Api::<Secret>::namespaced(self.client.clone(), namespace)
+            .create(&PostParams::default(), &secret)
+            .await
+            .unwrap();
+    }
+
+    /// Replaces a Secret's data (`stringData` values) in any namespace.
+    pub async fn set_secret_in(&self, namespace: &str, name: &str, data: Value) {
+        let patch = json!({"stringData": data});
+        Api::<Secret>::namespaced(self.client.clone(), namespace)
+            .patch(
+                name,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(&patch),
+            )
+            .await
+            .unwrap();
+    }
+
+    /// The OVH credentials of the seed's read-write key, as Secret data.
+    pub fn credentials_data(&self) -> Value {
+        json!({"endpoint": self.sim.base_url(), "applicationKey": "ak", "applicationSecret": "as-secret", "consumerKey": "ck-secret"})
+    }
+
+    pub fn object_in<K: kube::Resource<DynamicType = ()>>(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Value {
+        self.k8s
+            .get_object(&ApiResource::erase::<K>(&()), Some(namespace), name)
+            .unwrap_or(Value::Null)
+    }
+
     /// Waits until the resource's Ready condition has `status` and `reason`.
     pub async fn wait_condition<K: kube::Resource<DynamicType = ()>>(
         &self,
@@ -336,9 +375,20 @@ impl Harness {
         status: &str,
         reason: &str,
     ) -> Value {
+        self.wait_condition_in::<K>(NS, name, status, reason).await
+    }
+
+    /// [`Harness::wait_condition`] in any namespace.
+    pub async fn wait_condition_in<K: kube::Resource<DynamicType = ()>>(
+        &self,
+        namespace: &str,
+        name: &str,
+        status: &str,
+        reason: &str,
+    ) -> Value {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let obj = self.object::<K>(name);
+            let obj = self.object_in::<K>(namespace, name);
             let cond = obj["status"]["conditions"]
                 .as_array()
                 .and_then(|a| a.iter().find(|c| c["type"] == "Ready").cloned());

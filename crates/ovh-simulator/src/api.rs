@@ -133,6 +133,9 @@ async fn with_faults(
         Some(FaultKind::TooManyRequests {
             retry_after_seconds,
         }) => Some(ApiError::too_many_requests(retry_after_seconds).into_response()),
+        Some(FaultKind::Status400 { message_bytes }) => {
+            Some(ApiError::bad_request(&errors::long_message(message_bytes)).into_response())
+        }
         Some(FaultKind::Html408) => Some(errors::html_408()),
         Some(FaultKind::ConnectionReset) => Some(dropped()),
         Some(FaultKind::Timeout) => {

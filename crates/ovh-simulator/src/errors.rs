@@ -214,6 +214,17 @@ impl IntoResponse for ApiError {
 /// The HTML page OVH's front end answers when it gives up on a request.
 pub const HTML_408: &str = "<html><body><h1>408 Request Time-out</h1>\nYour browser didn't send a complete request in time.\n</body></html>\n";
 
+/// An error text of exactly `bytes` bytes (ASCII), for answers larger than any real one.
+pub fn long_message(bytes: usize) -> String {
+    const HEAD: &str = "Invalid parameter: ";
+    let mut message: String = HEAD.chars().take(bytes).collect();
+    message.extend(std::iter::repeat_n(
+        'x',
+        bytes.saturating_sub(message.len()),
+    ));
+    message
+}
+
 pub fn html_408() -> Response {
     (
         StatusCode::REQUEST_TIMEOUT,

@@ -177,6 +177,10 @@ pub enum FaultKind {
     /// 429 with `Retry-After` and `{"class":"Client::TooManyRequests","message":"Too many requests"}`.
     #[serde(rename_all = "camelCase")]
     TooManyRequests { retry_after_seconds: u64 },
+    /// 400 `{"class":"Client::BadRequest","message":…}` whose message is `messageBytes` long:
+    /// an error text far larger than any real one.
+    #[serde(rename_all = "camelCase")]
+    Status400 { message_bytes: usize },
     /// 408 with the HTML body seen from OVH's front end under load.
     Html408,
     /// The connection is closed without any response; nothing is applied.
@@ -207,6 +211,7 @@ mod tests {
                 .method("GET")
                 .times(2),
                 FaultRule::new(FaultKind::Html408),
+                FaultRule::new(FaultKind::Status400 { message_bytes: 10 }),
             ],
         };
         let json = serde_json::to_value(&faults).unwrap();
@@ -215,6 +220,10 @@ mod tests {
             serde_json::json!({"tooManyRequests": {"retryAfterSeconds": 3}})
         );
         assert_eq!(json["rules"][1]["kind"], "html408");
+        assert_eq!(
+            json["rules"][2]["kind"],
+            serde_json::json!({"status400": {"messageBytes": 10}})
+        );
         let back: Faults = serde_json::from_value(json).unwrap();
         assert_eq!(back, faults);
     }

@@ -1204,6 +1204,20 @@ async fn fault_kinds() {
         json!({"class": "Client::TooManyRequests", "message": "Too many requests"})
     );
 
+    set(FaultRule::new(FaultKind::Status400 {
+        message_bytes: 3 << 20,
+    }));
+    let r = api.get(&list).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.body["class"], "Client::BadRequest");
+    let message = r.body["message"].as_str().unwrap();
+    assert_eq!(message.len(), 3 << 20);
+    assert!(
+        message.starts_with("Invalid parameter: xxx"),
+        "{}",
+        &message[..40]
+    );
+
     set(FaultRule::new(FaultKind::Status500).path_contains("/sendConnector"));
     assert_eq!(
         api.get(&list).await.status,
