@@ -127,10 +127,14 @@ pub fn error_policy(mb: Arc<MailboxBinding>, error: &Error, ctx: Arc<Context>) -
 }
 
 /// Mailboxes and domains claimed first by another binding on the same service.
+///
+/// `any_age`: claims of every other live binding, older or not (a binding being deleted
+/// leaves alone what another binding holds or is about to take over).
 fn conflicts(
     mb: &MailboxBinding,
     ctx: &Context,
     connector: &SendConnector,
+    any_age: bool,
 ) -> BTreeMap<String, String> {
     let service = (
         connector.spec.organization.clone(),
@@ -142,11 +146,12 @@ fn conflicts(
         if other.uid() == mb.uid() || other.meta().deletion_timestamp.is_some() {
             continue;
         }
-        if (
-            other.creation_timestamp(),
-            other.namespace(),
-            other.name_any(),
-        ) > my_order
+        if !any_age
+            && (
+                other.creation_timestamp(),
+                other.namespace(),
+                other.name_any(),
+            ) > my_order
         {
             continue;
         }
@@ -197,14 +202,79 @@ async fn read_domains(
     Ok(out)
 }
 
-/// One OVH write and its Event. `was_bound` holds what the last status reported bound: a
-/// difference there was made outside Kubernetes, and putting it back is drift correction.
+/// What one reconcile wrote, by Event reason: each reason gets one Event that names every
+/// mailbox or domain written for it, so no write hides behind another's message.
+#[derive(Default)]
+struct Written {
+    /// Reason -> (connector id written, the entries: an address or domain, with a detail).
+    by_reason: BTreeMap<&'static str, (i64, Vec<String>)>,
+    /// Task ids OVH runs for the writes, by target (address, or [`domain_key`]).
+    tasks: BTreeMap<String, i64>,
+    /// Targets written whose answer named no task: their task is read from the object.
+    untracked: Vec<String>,
+}
+
+impl Written {
+    fn add(&mut self, reason: &'static str, connector_id: i64, entry: String) {
+        self.by_reason
+            .entry(reason)
+            .or_insert_with(|| (connector_id, Vec::new()))
+            .1
+            .push(entry);
+    }
+
+    /// One Event per reason.
+    async fn publish(&self, ctx: &Context, mb: &MailboxBinding) {
+        for (reason, (id, entries)) in &self.by_reason {
+            let n = entries.len();
+            let listed = text::list(entries, text::LISTED);
+            let mailboxes = if n == 1 { "mailbox" } else { "mailboxes" };
+            let (action, note) = match *reason {
+                "Attached" => (
+                    "SetAccount",
+                    format!("attached {n} {mailboxes} to connector {id}: {listed}"),
+                ),
+                "Overwritten" => (
+                    "SetAccount",
+                    format!("re-pointed {n} {mailboxes} to connector {id}: {listed}"),
+                ),
+                "Detached" => (
+                    "SetAccount",
+                    format!(
+                        "{n} {mailboxes} back on the platform's own server (connector 0): {listed}"
+                    ),
+                ),
+                "DomainDefaultSet" => (
+                    "ChangeDefaultSBR",
+                    format!("new mailboxes of {listed} will use connector {id}"),
+                ),
+                "DomainDefaultCleared" => (
+                    "ChangeDefaultSBR",
+                    format!(
+                        "new mailboxes of {listed} will use the platform's own server again (connector 0)"
+                    ),
+                ),
+                _ => (
+                    "CorrectDrift",
+                    format!(
+                        "put back to connector {id} what was changed outside Kubernetes: {listed}"
+                    ),
+                ),
+            };
+            publish(ctx, mb, EventType::Normal, reason, action, note).await;
+        }
+    }
+}
+
+/// One OVH write, noted in `done` for the reconcile's Events and task ids. `was_bound` holds
+/// what the last status reported bound: a difference there was made outside Kubernetes, and
+/// putting it back is drift correction.
 async fn write(
     api: &ExchangeApi,
     ctx: &Context,
-    mb: &MailboxBinding,
     w: &BindingWrite,
     was_bound: &BTreeSet<String>,
+    done: &mut Written,
 ) -> Result<(), OvhError> {
     match w {
         BindingWrite::SetAccount {
@@ -217,38 +287,34 @@ async fn write(
             } else {
                 format!("attach {address} (from {previous})")
             };
-            api.set_account_connector(address, *connector_id)
+            let task = api
+                .set_account_connector(address, *connector_id)
                 .instrument(write_span(&why))
                 .await?;
-            let (reason, note) = if *connector_id != 0 && was_bound.contains(address) {
-                (
-                    {
-                        ctx.metrics().drift_corrected("MailboxBinding");
-                        "DriftCorrected"
-                    },
-                    format!(
-                        "{address} had been pointed at connector {previous} outside Kubernetes; put back to {connector_id}"
-                    ),
-                )
+            match task {
+                Some(t) => {
+                    done.tasks.insert(address.clone(), t.id);
+                }
+                None => done.untracked.push(address.clone()),
+            }
+            if *connector_id != 0 && was_bound.contains(address) {
+                ctx.metrics().drift_corrected("MailboxBinding");
+                done.add(
+                    "DriftCorrected",
+                    *connector_id,
+                    format!("{address} (was {previous})"),
+                );
             } else if *previous != 0 && *connector_id != 0 {
-                (
+                done.add(
                     "Overwritten",
-                    format!(
-                        "{address} sent through connector {previous}; now through {connector_id}"
-                    ),
-                )
+                    *connector_id,
+                    format!("{address} (was {previous})"),
+                );
             } else if *connector_id == 0 {
-                (
-                    "Detached",
-                    format!("{address} sends through the platform's own server again"),
-                )
+                done.add("Detached", 0, address.clone());
             } else {
-                (
-                    "Attached",
-                    format!("{address} now sends through connector {connector_id}"),
-                )
-            };
-            publish(ctx, mb, EventType::Normal, reason, "SetAccount", note).await;
+                done.add("Attached", *connector_id, address.clone());
+            }
         }
         BindingWrite::SetDomainDefault {
             domain,
@@ -256,40 +322,151 @@ async fn write(
             previous,
         } => {
             let why = format!("default connector of {domain}: {connector_id} (was {previous})");
-            api.change_default_sbr(domain, *connector_id)
+            let task = api
+                .change_default_sbr(domain, *connector_id)
                 .instrument(write_span(&why))
                 .await?;
-            let (reason, note) = if *connector_id != 0 && was_bound.contains(&domain_key(domain)) {
-                (
-                    {
-                        ctx.metrics().drift_corrected("MailboxBinding");
-                        "DriftCorrected"
-                    },
-                    format!(
-                        "the default connector of {domain} had been changed to {previous} outside Kubernetes; put back to {connector_id}"
-                    ),
-                )
+            match task {
+                Some(t) => {
+                    done.tasks.insert(domain_key(domain), t.id);
+                }
+                None => done.untracked.push(domain_key(domain)),
+            }
+            if *connector_id != 0 && was_bound.contains(&domain_key(domain)) {
+                ctx.metrics().drift_corrected("MailboxBinding");
+                done.add(
+                    "DriftCorrected",
+                    *connector_id,
+                    format!("the default of {domain} (was {previous})"),
+                );
+            } else if *connector_id == 0 {
+                done.add("DomainDefaultCleared", 0, domain.clone());
             } else {
-                (
-                    "DomainDefaultSet",
-                    format!("new mailboxes of {domain} will use connector {connector_id}"),
-                )
-            };
-            publish(ctx, mb, EventType::Normal, reason, "ChangeDefaultSBR", note).await;
+                done.add("DomainDefaultSet", *connector_id, domain.clone());
+            }
         }
     }
     Ok(())
 }
 
+/// All writes of one reconcile, then one Event per reason for what was written (also when
+/// a write failed part way).
+async fn write_all(
+    api: &ExchangeApi,
+    ctx: &Context,
+    mb: &MailboxBinding,
+    writes: &[BindingWrite],
+    was_bound: &BTreeSet<String>,
+) -> Result<Written, OvhError> {
+    let mut done = Written::default();
+    for w in writes {
+        if let Err(e) = write(api, ctx, w, was_bound, &mut done).await {
+            done.publish(ctx, mb).await;
+            return Err(e);
+        }
+    }
+    done.publish(ctx, mb).await;
+    // OVH answers these writes without their task: the objects name it.
+    let addresses: Vec<String> = done
+        .untracked
+        .iter()
+        .filter(|k| !k.starts_with("domain:"))
+        .cloned()
+        .collect();
+    if let Ok(accounts) = api.get_accounts(&addresses).await {
+        for (address, account) in accounts {
+            if let Some(t) = account.and_then(|a| a.pending_task()) {
+                done.tasks.insert(address, t);
+            }
+        }
+    }
+    for key in &done.untracked {
+        if let Some(name) = key.strip_prefix("domain:") {
+            if let Ok(Some(t)) = api.get_domain(name).await.map(|d| d.pending_task()) {
+                done.tasks.insert(key.clone(), t);
+            }
+        }
+    }
+    Ok(done)
+}
+
+/// Drops the writes that would point a mailbox or domain at the connector (the resource
+/// `connector` is being deleted) and says so in their entries; returns them.
+fn withhold_attachments(p: &mut BindingPlan, connector: &str) -> Vec<String> {
+    let mut withheld = Vec::new();
+    let message = Some(format!(
+        "not attached: SendConnector {connector} is being deleted"
+    ));
+    p.writes.retain(|w| match w {
+        BindingWrite::SetAccount {
+            address,
+            connector_id,
+            ..
+        } if *connector_id != 0 => {
+            if let Some(entry) = p.mailboxes.get_mut(address) {
+                entry.1.clone_from(&message);
+            }
+            withheld.push(address.clone());
+            false
+        }
+        BindingWrite::SetDomainDefault {
+            domain,
+            connector_id,
+            ..
+        } if *connector_id != 0 => {
+            if let Some(entry) = p.domains.get_mut(domain) {
+                entry.1.clone_from(&message);
+            }
+            withheld.push(domain.clone());
+            false
+        }
+        _ => true,
+    });
+    withheld
+}
+
+/// Tasks OVH runs on the objects as read (their `taskPendingId`), by target.
+fn running_tasks(
+    accounts: &BTreeMap<String, Option<crate::ovh::model::Account>>,
+    domain_objects: &BTreeMap<String, Option<Domain>>,
+) -> BTreeMap<String, i64> {
+    let mut out = BTreeMap::new();
+    for (address, account) in accounts {
+        if let Some(t) = account
+            .as_ref()
+            .and_then(crate::ovh::model::Account::pending_task)
+        {
+            out.insert(address.clone(), t);
+        }
+    }
+    for (name, domain) in domain_objects {
+        if let Some(t) = domain.as_ref().and_then(Domain::pending_task) {
+            out.insert(domain_key(name), t);
+        }
+    }
+    out
+}
+
 /// Each mailbox's and domain's phase, and the `bound` summary, as the plan found them.
-fn record_targets(status: &mut MailboxBindingStatus, p: &BindingPlan) {
+/// `tasks`: the OVH task running for a target (address, or [`domain_key`]), shown while the
+/// target is pending and cleared once it is not.
+fn record_targets(
+    status: &mut MailboxBindingStatus,
+    p: &BindingPlan,
+    tasks: &BTreeMap<String, i64>,
+) {
+    let task = |ph: Phase, key: &str| {
+        (ph == Phase::Pending)
+            .then(|| tasks.get(key).copied())
+            .flatten()
+    };
     status.mailboxes = p
         .mailboxes
         .iter()
         .map(|(address, (ph, message))| MailboxStatus {
             address: address.clone(),
             phase: phase(*ph),
-            task_id: None,
+            task_id: task(*ph, address),
             message: message.clone(),
         })
         .collect();
@@ -299,7 +476,7 @@ fn record_targets(status: &mut MailboxBindingStatus, p: &BindingPlan) {
         .map(|(name, (ph, message))| DomainStatus {
             name: name.clone(),
             phase: phase(*ph),
-            task_id: None,
+            task_id: task(*ph, &domain_key(name)),
             message: message.clone(),
         })
         .collect();
@@ -379,14 +556,14 @@ impl Releasing {
         }
     }
 
-    fn record(&self, status: &mut MailboxBindingStatus) {
+    fn record(&self, status: &mut MailboxBindingStatus, tasks: &BTreeMap<String, i64>) {
         let message = Some("being put back to 0".to_owned());
         for address in &self.mailboxes {
             if !status.mailboxes.iter().any(|m| &m.address == address) {
                 status.mailboxes.push(MailboxStatus {
                     address: address.clone(),
                     phase: BindingPhase::Pending,
-                    task_id: None,
+                    task_id: tasks.get(address).copied(),
                     message: message.clone(),
                 });
             }
@@ -396,7 +573,7 @@ impl Releasing {
                 status.domains.push(DomainStatus {
                     name: name.clone(),
                     phase: BindingPhase::Pending,
-                    task_id: None,
+                    task_id: tasks.get(&domain_key(name)).copied(),
                     message: message.clone(),
                 });
             }
@@ -446,7 +623,7 @@ async fn dry_run(
     let changed = status.plan != plan;
     status.plan = plan;
     status.connector_id = (connector_id != NEW_CONNECTOR).then_some(connector_id);
-    record_targets(status, p);
+    record_targets(status, p, &BTreeMap::new());
     if calls.is_empty() && p.all_bound() {
         return (
             Verdict::Ready(format!(
@@ -518,7 +695,7 @@ async fn converge(
         }
         None => return Err(Error::ConnectorNotReady(connector.name_any())),
     };
-    let conflicts = conflicts(mb, ctx, &connector);
+    let conflicts = conflicts(mb, ctx, &connector, false);
     // What this binding may have attached before (bound, or written without a confirmation)
     // but no longer lists is put back to 0, where it still points at this connector.
     let released_mailboxes: Vec<String> = status
@@ -539,7 +716,7 @@ async fn converge(
     let mut domain_names = mb.spec.default_for_domains.clone();
     domain_names.extend(released_domains.iter().cloned());
     let domain_objects = read_domains(&api, &domain_names).await?;
-    let p = plan(&BindingInputs {
+    let mut p = plan(&BindingInputs {
         connector_id,
         mailboxes: mb.spec.mailboxes.clone(),
         domains: mb.spec.default_for_domains.clone(),
@@ -549,6 +726,14 @@ async fn converge(
         accounts: accounts.clone(),
         domain_objects: domain_objects.clone(),
     });
+    // Nothing is attached to a connector whose resource is being deleted (its deletion
+    // waits for this binding, and would then take the mailboxes down with it); putting
+    // entries back to 0 still goes on.
+    let withheld = if connector.meta().deletion_timestamp.is_some() {
+        withhold_attachments(&mut p, &connector.name_any())
+    } else {
+        Vec::new()
+    };
     if ctx.config.dry_run {
         return Ok(dry_run(mb, ctx, status, &connector, &p, connector_id).await);
     }
@@ -566,6 +751,7 @@ async fn converge(
                 .map(|d| domain_key(&d.name)),
         )
         .collect();
+    let mut running = running_tasks(&accounts, &domain_objects);
     let releasing = Releasing::read(
         connector_id,
         &released_mailboxes,
@@ -580,21 +766,23 @@ async fn converge(
         let old: Option<MailboxBindingStatus> =
             ctx.remembered_status(&uid).or_else(|| mb.status.clone());
         status.connector_id = Some(connector_id);
-        record_targets(status, &p);
-        releasing.record(status);
+        record_targets(status, &p, &running);
+        releasing.record(status, &running);
         let k8s: Api<MailboxBinding> =
             Api::namespaced(ctx.client.clone(), &mb.namespace().unwrap_or_default());
         super::conditions::write_status(&k8s, &mb.name_any(), old.as_ref(), status).await?;
         ctx.remember_status(&uid, status);
     }
-    for w in &p.writes {
-        if let Err(e) = write(&api, ctx, mb, w, &was_bound).await {
+    let written = match write_all(&api, ctx, mb, &p.writes, &was_bound).await {
+        Ok(written) => written,
+        Err(e) => {
             return Err(refused_for_a_gone_connector(&api, &connector, connector_id, e).await);
         }
-    }
+    };
+    running.extend(written.tasks);
     status.connector_id = Some(connector_id);
-    record_targets(status, &p);
-    releasing.record(status);
+    record_targets(status, &p, &running);
+    releasing.record(status, &running);
     let by_phase = |want: Phase| -> Vec<String> {
         p.mailboxes
             .iter()
@@ -608,6 +796,19 @@ async fn converge(
         mb.namespace().unwrap_or_default(),
         mb.name_any()
     );
+    if !withheld.is_empty() {
+        return Ok((
+            Verdict::Stalled {
+                reason: reasons::CONNECTOR_DELETING,
+                message: format!(
+                    "SendConnector {} is being deleted: {} not attached to connector {connector_id}; point spec.connectorRef at another SendConnector, or delete this binding",
+                    connector.name_any(),
+                    text::list(&withheld, text::LISTED)
+                ),
+            },
+            Action::requeue(ctx.resync()),
+        ));
+    }
     let conflicted = by_phase(Phase::Conflict);
     if !conflicted.is_empty() {
         let owners: Vec<String> = p
@@ -694,7 +895,7 @@ async fn release(
             )));
         }
     };
-    let conflicts = conflicts(mb, ctx, &connector);
+    let conflicts = conflicts(mb, ctx, &connector, true);
     // What the spec lists, and what the status remembers from earlier specs.
     let mut mailboxes = mb.spec.mailboxes.clone();
     mailboxes.extend(status.mailboxes.iter().map(|m| m.address.clone()));
@@ -717,9 +918,7 @@ async fn release(
     if done {
         return Ok(None);
     }
-    for w in &writes {
-        write(&api, ctx, mb, w, &BTreeSet::new()).await?;
-    }
+    write_all(&api, ctx, mb, &writes, &BTreeSet::new()).await?;
     Ok(Some((
         Verdict::Progressing {
             reason: reasons::DELETING,

@@ -334,6 +334,24 @@ fn record_task(ctx: &Context, pending: &PendingTask, result: &str) {
         .task_finished(&pending.function, result, elapsed);
 }
 
+/// The task function of `PUT …/sendConnector/{id}`.
+const SET_SEND_CONNECTOR: &str = "setSendConnector";
+
+/// Records a task found running on the connector (its `taskPendingId`), with its function
+/// and status when the task can be read.
+async fn record_running(api: &ExchangeApi, status: &mut SendConnectorStatus, id: i64) {
+    let (function, task_status) = match api.get_task(id).await {
+        Ok(task) => (task.function, task.status.to_string()),
+        Err(_) => (SET_SEND_CONNECTOR.to_owned(), TaskStatus::Todo.to_string()),
+    };
+    status.pending_task = Some(PendingTask {
+        id,
+        function,
+        status: task_status,
+        since: Some(now()),
+    });
+}
+
 /// Polls the recorded task. `Some` ends this reconcile (still running, or failed).
 async fn poll_task(
     sc: &SendConnector,
@@ -623,6 +641,23 @@ async fn converge(
         ConnectorStep::Wait { id, reason } => {
             if let Some(id) = id {
                 hold_connector(sc, status, id);
+                let running = observed
+                    .connectors
+                    .iter()
+                    .find(|c| c.id == id)
+                    .and_then(crate::ovh::model::SendConnector::pending_task);
+                if let (Some(task), None) = (running, &status.pending_task) {
+                    // A task this resource did not record (an answer without it, a restart):
+                    // recorded now, and polled from the next reconcile on.
+                    record_running(&api, status, task).await;
+                    return Ok((
+                        Verdict::Progressing {
+                            reason: reasons::TASK_PENDING,
+                            message: reason,
+                        },
+                        Action::requeue(ctx.config.task_poll),
+                    ));
+                }
             }
             Ok((
                 Verdict::Progressing {
@@ -745,9 +780,28 @@ async fn converge(
                 Cause::Drift => format!("drift: {fields} changed on OVH"),
                 Cause::Spec => format!("spec: {fields}"),
             };
-            api.update_send_connector(id, &update)
+            let answered = api
+                .update_send_connector(id, &update)
                 .instrument(write_span(&why))
                 .await?;
+            // OVH answers the PUT without its task: the connector names it.
+            let task = match answered {
+                Some(task) => Some((task.id, task.status.to_string())),
+                None => api
+                    .get_send_connector(id)
+                    .await
+                    .ok()
+                    .and_then(|c| c.pending_task())
+                    .map(|t| (t, TaskStatus::Todo.to_string())),
+            };
+            if let Some((task_id, task_status)) = &task {
+                status.pending_task = Some(PendingTask {
+                    id: *task_id,
+                    function: SET_SEND_CONNECTOR.into(),
+                    status: task_status.clone(),
+                    since: Some(now()),
+                });
+            }
             let (reason, note) = match cause {
                 Cause::Drift => (
                     {
@@ -758,14 +812,29 @@ async fn converge(
                 ),
                 Cause::Spec => ("Updated", format!("updated {fields} of OVH connector {id}")),
             };
+            let note = match &task {
+                Some((task_id, _)) => format!("{note} (task {task_id})"),
+                None => note,
+            };
             publish(ctx, sc, EventType::Normal, reason, "UpdateConnector", note).await;
-            Ok((
-                Verdict::Progressing {
-                    reason: reasons::PROGRESSING,
-                    message: format!("updating {fields}"),
-                },
-                soon(),
-            ))
+            Ok(match task {
+                Some((task_id, _)) => (
+                    Verdict::Progressing {
+                        reason: reasons::TASK_PENDING,
+                        message: format!(
+                            "OVH task {task_id} ({SET_SEND_CONNECTOR}) started: updating {fields}"
+                        ),
+                    },
+                    Action::requeue(ctx.config.task_poll),
+                ),
+                None => (
+                    Verdict::Progressing {
+                        reason: reasons::PROGRESSING,
+                        message: format!("updating {fields}"),
+                    },
+                    soon(),
+                ),
+            })
         }
         ConnectorStep::ChangeAuthentication {
             id,

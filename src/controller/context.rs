@@ -1,7 +1,7 @@
 //! What every reconcile shares: the Kubernetes client, the stores of both kinds, one OVH
 //! client per set of credentials (so they share a request budget), Events and backoff state.
 use super::leader::LeaderElection;
-use crate::crd::{MailboxBinding, SendConnector};
+use crate::crd::{BindingPhase, MailboxBinding, SendConnector, find_condition, reasons, types};
 use crate::ovh::{
     BudgetRegistry, BudgetSettings, ClientOptions, Credentials, Endpoint, ExchangeClient,
 };
@@ -105,7 +105,21 @@ pub struct Context {
     /// on then (spec generation, annotations, Secret versions). While both hold, a reconcile
     /// triggered by the resource's own status write costs no OVH request.
     pub(super) holds: Mutex<HashMap<String, (String, tokio::time::Instant)>>,
+    /// Per object, Event type, reason and action: the note last published and the recorder
+    /// it went through (see [`Context::recorder_for`]).
+    pub(super) event_series: Mutex<HashMap<String, EventSeries>>,
 }
+
+/// The recorder of one Event series and the note it carries.
+pub(super) struct EventSeries {
+    note: String,
+    recorder: Recorder,
+    used: tokio::time::Instant,
+}
+
+/// How long an Event series is kept for repeats: longer than the recorder's own cache (6
+/// minutes), after which it starts a new Event anyway.
+const EVENT_SERIES_TTL: Duration = Duration::from_secs(600);
 
 /// The Event recorder of the operator: Events name it as their reporting controller.
 pub(super) fn recorder(client: &Client) -> Recorder {
@@ -134,6 +148,38 @@ impl Context {
             statuses: Mutex::default(),
             failures: Mutex::default(),
             holds: Mutex::default(),
+            event_series: Mutex::default(),
+        }
+    }
+
+    /// The recorder for an Event: kube's recorder counts every Event with the same object,
+    /// type, reason and action as a repeat of the first (`(x2)` with the first note only), so
+    /// a note that differs from the last one under `series` goes through a recorder of its
+    /// own and starts a new Event. Only a fact repeated word for word is counted.
+    pub(super) fn recorder_for(&self, series: String, note: &str) -> Recorder {
+        let now = tokio::time::Instant::now();
+        let mut all = self
+            .event_series
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        all.retain(|_, s| now.duration_since(s.used) < EVENT_SERIES_TTL);
+        match all.get_mut(&series) {
+            Some(s) if s.note == note => {
+                s.used = now;
+                s.recorder.clone()
+            }
+            _ => {
+                let recorder = recorder(&self.client);
+                all.insert(
+                    series,
+                    EventSeries {
+                        note: note.to_owned(),
+                        recorder: recorder.clone(),
+                        used: now,
+                    },
+                );
+                recorder
+            }
         }
     }
 
@@ -191,6 +237,51 @@ impl Context {
             .into_iter()
             .filter(|b| {
                 b.namespace().as_deref() == Some(namespace) && b.spec.connector_ref.name == name
+            })
+            .collect()
+    }
+
+    /// Other MailboxBindings with a mailbox or domain in `Conflict` because `winner` claimed
+    /// it: when `winner` changes or goes, they may proceed.
+    pub fn bindings_in_conflict_with(&self, winner: &MailboxBinding) -> Vec<Arc<MailboxBinding>> {
+        let owner = format!(
+            "MailboxBinding {}/{}",
+            winner.namespace().unwrap_or_default(),
+            winner.name_any()
+        );
+        let names_winner = |phase: BindingPhase, message: Option<&String>| {
+            phase == BindingPhase::Conflict && message.is_some_and(|m| m.ends_with(&owner))
+        };
+        self.bindings
+            .state()
+            .into_iter()
+            .filter(|b| b.uid() != winner.uid())
+            .filter(|b| {
+                b.status.as_ref().is_some_and(|s| {
+                    s.mailboxes
+                        .iter()
+                        .any(|m| names_winner(m.phase, m.message.as_ref()))
+                        || s.domains
+                            .iter()
+                            .any(|d| names_winner(d.phase, d.message.as_ref()))
+                })
+            })
+            .collect()
+    }
+
+    /// Other SendConnectors in `Conflict` over the connector `winner` claims (same
+    /// organization, service and displayName): when `winner` changes or goes, they may proceed.
+    pub fn connectors_in_conflict_with(&self, winner: &SendConnector) -> Vec<Arc<SendConnector>> {
+        let key = winner.ovh_key();
+        self.connectors
+            .state()
+            .into_iter()
+            .filter(|c| c.uid() != winner.uid() && c.ovh_key() == key)
+            .filter(|c| {
+                c.status.as_ref().is_some_and(|s| {
+                    find_condition(&s.conditions, types::READY)
+                        .is_some_and(|r| r.reason == reasons::CONFLICT)
+                })
             })
             .collect()
     }

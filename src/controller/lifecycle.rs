@@ -88,14 +88,20 @@ pub async fn publish<K: Resource<DynamicType = ()>>(
     action: &str,
     note: String,
 ) {
+    let note = event_note(note);
+    let series = format!(
+        "{}|{type_:?}|{reason}|{action}",
+        obj.uid().unwrap_or_else(|| key_of(obj))
+    );
+    let recorder = ctx.recorder_for(series, &note);
     let event = Event {
         type_,
         reason: reason.to_owned(),
-        note: Some(event_note(note)),
+        note: Some(note),
         action: action.to_owned(),
         secondary: None,
     };
-    if let Err(e) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
+    if let Err(e) = recorder.publish(&event, &obj.object_ref(&())).await {
         tracing::debug!(error = %e, "could not publish an Event");
     }
 }

@@ -263,6 +263,26 @@ async fn controllers(
         },
     );
 
+    // A binding that goes away, or drops a mailbox or domain, ends the conflicts it won: the
+    // bindings that lost them proceed at once (not at their next resync).
+    let w_ctx = ctx.clone();
+    let bindings = bindings.watches_stream(binding_feed.touched(), move |b| {
+        w_ctx
+            .bindings_in_conflict_with(&b)
+            .into_iter()
+            .map(|o| ObjectRef::from_obj(&*o))
+            .collect::<Vec<_>>()
+    });
+    // Likewise for a SendConnector that held a connector name others claim too.
+    let s_ctx = ctx.clone();
+    let connectors = connectors.watches_stream(connector_feed.touched(), move |c| {
+        s_ctx
+            .connectors_in_conflict_with(&c)
+            .into_iter()
+            .map(|o| ObjectRef::from_obj(&*o))
+            .collect::<Vec<_>>()
+    });
+
     let run_config = RunConfig::default().concurrency(8);
     let connectors = connectors
         .with_config(run_config.clone())

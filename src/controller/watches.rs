@@ -219,12 +219,15 @@ where
 /// reconciles everything in the store.
 pub(super) struct Feed<K> {
     subscriber: Arc<Mutex<Option<mpsc::UnboundedSender<K>>>>,
+    /// Objects applied or deleted, once the store holds the change (see [`Feed::touched`]).
+    touched: Arc<Mutex<Option<mpsc::UnboundedSender<K>>>>,
 }
 
 impl<K> Clone for Feed<K> {
     fn clone(&self) -> Self {
         Self {
             subscriber: self.subscriber.clone(),
+            touched: self.touched.clone(),
         }
     }
 }
@@ -233,6 +236,19 @@ impl<K> Default for Feed<K> {
     fn default() -> Self {
         Self {
             subscriber: Arc::default(),
+            touched: Arc::default(),
+        }
+    }
+}
+
+/// Sends `obj` to the subscriber, if any; a subscriber that went away is forgotten.
+fn send_to<K: Clone>(slot: &Mutex<Option<mpsc::UnboundedSender<K>>>, obj: &K) {
+    let mut subscriber = slot
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(tx) = subscriber.as_ref() {
+        if tx.unbounded_send(obj.clone()).is_err() {
+            *subscriber = None;
         }
     }
 }
@@ -250,18 +266,26 @@ impl<K: Clone + Send + 'static> Feed<K> {
         rx.map(Ok)
     }
 
-    fn forward(&self, event: &Event<K>) {
-        let (Event::Apply(obj) | Event::InitApply(obj)) = event else {
-            return;
-        };
-        let mut subscriber = self
-            .subscriber
+    /// The objects applied or deleted from now on, each sent once the store holds the change
+    /// (so a mapper that reads the store sees it): for triggers on other objects, such as
+    /// the resources a deleted one was in conflict with.
+    pub(super) fn touched(&self) -> impl Stream<Item = Result<K, watcher::Error>> + Send + use<K> {
+        let (tx, rx) = mpsc::unbounded();
+        *self
+            .touched
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(tx) = subscriber.as_ref() {
-            if tx.unbounded_send(obj.clone()).is_err() {
-                *subscriber = None;
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(tx);
+        rx.map(Ok)
+    }
+
+    fn forward(&self, event: &Event<K>) {
+        match event {
+            Event::Apply(obj) | Event::InitApply(obj) => {
+                send_to(&self.subscriber, obj);
+                send_to(&self.touched, obj);
             }
+            Event::Delete(obj) => send_to(&self.touched, obj),
+            Event::Init | Event::InitDone => {}
         }
     }
 }

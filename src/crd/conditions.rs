@@ -51,6 +51,8 @@ pub mod reasons {
     pub const INVALID_SPEC: &str = "InvalidSpec";
     /// The resource is being deleted.
     pub const DELETING: &str = "Deleting";
+    /// The referenced SendConnector is being deleted: no mailbox or domain is attached to it.
+    pub const CONNECTOR_DELETING: &str = "ConnectorDeleting";
     /// `--dry-run`: the planned calls are in `status.plan`; nothing was written to OVH.
     pub const DRY_RUN: &str = "DryRun";
 }

@@ -250,12 +250,14 @@ impl ExchangeApi {
         self.connector_write(&call).await
     }
 
-    /// `PUT P/sendConnector/{id}` with the writable fields to change.
+    /// `PUT P/sendConnector/{id}` with the writable fields to change. OVH documents the answer
+    /// as void; the `setSendConnector` task it runs then shows in the connector's
+    /// `taskPendingId`. An answer that is a task is returned.
     pub async fn update_send_connector(
         &self,
         id: i64,
         body: &SendConnectorUpdate,
-    ) -> Result<(), OvhError> {
+    ) -> Result<Option<Task>, OvhError> {
         let call = self
             .call(
                 Method::PUT,
@@ -265,7 +267,7 @@ impl ExchangeApi {
             .json_body(body)?;
         self.connector_write::<Option<serde_json::Value>>(&call)
             .await
-            .map(drop)
+            .map(task_in)
     }
 
     /// `DELETE P/sendConnector/{id}`: the `deleteSendConnector` task.
@@ -347,7 +349,7 @@ impl ExchangeApi {
         &self,
         address: &str,
         connector_id: i64,
-    ) -> Result<(), OvhError> {
+    ) -> Result<Option<Task>, OvhError> {
         let put = |body: AccountConnectorUpdate| async move {
             let call = self
                 .call(
@@ -359,7 +361,7 @@ impl ExchangeApi {
             self.client
                 .call::<Option<serde_json::Value>>(&call)
                 .await
-                .map(drop)
+                .map(task_in)
         };
         if self.features.partial_account_put.usable() {
             match put(AccountConnectorUpdate {
@@ -368,9 +370,9 @@ impl ExchangeApi {
             })
             .await
             {
-                Ok(()) => {
+                Ok(task) => {
                     self.features.partial_account_put.set(true);
-                    return Ok(());
+                    return Ok(task);
                 }
                 Err(e)
                     if e.status() == Some(400)
@@ -409,7 +411,11 @@ impl ExchangeApi {
 
     /// `PUT P/domain/{domainName}/changeDefaultSBR`: the connector accounts created later in
     /// the domain will use (`0` = the platform's own server).
-    pub async fn change_default_sbr(&self, name: &str, connector_id: i64) -> Result<(), OvhError> {
+    pub async fn change_default_sbr(
+        &self,
+        name: &str,
+        connector_id: i64,
+    ) -> Result<Option<Task>, OvhError> {
         let body = ChangeDefaultSbr {
             send_connector_id_default: connector_id,
             sbr_default: None,
@@ -424,7 +430,7 @@ impl ExchangeApi {
         self.client
             .call::<Option<serde_json::Value>>(&call)
             .await
-            .map(drop)
+            .map(task_in)
     }
 
     // ---- tasks -----------------------------------------------------------------------
@@ -637,4 +643,10 @@ mod tests {
         assert_eq!(segment("a/b c"), "a%2Fb%20c");
         assert_eq!(segment("a,b"), "a%2Cb");
     }
+}
+
+/// The task in an answer documented as void: some OVH writes may answer with the task they
+/// started; anything else is no task (the object's `taskPendingId` tells it then).
+fn task_in(answer: Option<serde_json::Value>) -> Option<Task> {
+    answer.and_then(|v| serde_json::from_value::<Task>(v).ok())
 }

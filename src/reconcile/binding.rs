@@ -101,7 +101,10 @@ pub fn plan(inputs: &BindingInputs) -> BindingPlan {
                     Phase::NotFound,
                     Some("no such mailbox on the Exchange service".to_owned()),
                 ),
-                Some(a) if a.connector_id() == id => (Phase::Bound, None),
+                Some(a) if a.connector_id() == id && a.pending_task().is_none() => {
+                    (Phase::Bound, None)
+                }
+                // A task still runs on it (the change may yet fail and be undone): pending.
                 Some(a) if a.pending_task().is_some() => (
                     Phase::Pending,
                     Some(format!(
@@ -136,7 +139,9 @@ pub fn plan(inputs: &BindingInputs) -> BindingPlan {
                     Phase::NotFound,
                     Some("no such domain on the Exchange service".to_owned()),
                 ),
-                Some(d) if d.default_connector_id() == id => (Phase::Bound, None),
+                Some(d) if d.default_connector_id() == id && d.pending_task().is_none() => {
+                    (Phase::Bound, None)
+                }
                 Some(d) if d.pending_task().is_some() => (
                     Phase::Pending,
                     Some(format!(
