@@ -630,6 +630,12 @@ impl ExchangeClient {
     }
 }
 
+/// The task in an answer documented as void: some OVH writes may answer with the task they
+/// started; anything else is no task (the object's `taskPendingId` tells it then).
+fn task_in(answer: Option<serde_json::Value>) -> Option<Task> {
+    answer.and_then(|v| serde_json::from_value::<Task>(v).ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -643,10 +649,4 @@ mod tests {
         assert_eq!(segment("a/b c"), "a%2Fb%20c");
         assert_eq!(segment("a,b"), "a%2Cb");
     }
-}
-
-/// The task in an answer documented as void: some OVH writes may answer with the task they
-/// started; anything else is no task (the object's `taskPendingId` tells it then).
-fn task_in(answer: Option<serde_json::Value>) -> Option<Task> {
-    answer.and_then(|v| serde_json::from_value::<Task>(v).ok())
 }
