@@ -192,10 +192,14 @@ impl Campaign {
             .await;
     }
 
-    async fn create_binding(&mut self, b: usize) {
+    /// Creates a binding of a connector that exists (created first if need be); none for a
+    /// connector being deleted, which would wait for the binding for ever (by contract).
+    async fn create_binding(&mut self, b: usize) -> &'static str {
         let connector = Self::connector_name(self.rng.random_range(0..self.size.connectors));
-        if !self.exists(&self.h.connectors(), &connector).await {
-            self.create_connector_named(&connector).await;
+        match self.h.connectors().get_opt(&connector).await.unwrap() {
+            Some(sc) if sc.metadata.deletion_timestamp.is_some() => return "skip",
+            Some(_) => {}
+            None => self.create_connector_named(&connector).await,
         }
         let mut mb = binding_manifest(&Self::binding_name(b), &connector);
         let count = self.rng.random_range(1..=MAILBOXES_PER_BINDING);
@@ -207,6 +211,7 @@ impl Campaign {
             Vec::new()
         };
         let _ = self.h.bindings().create(&PostParams::default(), &mb).await;
+        "create binding"
     }
 
     async fn create_connector_named(&mut self, name: &str) {
@@ -308,8 +313,7 @@ impl Campaign {
                         .await;
                     "change binding"
                 } else {
-                    self.create_binding(b).await;
-                    "create binding"
+                    self.create_binding(b).await
                 }
             }
             70..76 => {
@@ -344,7 +348,9 @@ impl Campaign {
         *self.tally.operations.entry(op).or_default() += 1;
     }
 
-    /// A change made on OVH by a person: a connector's port, or a bound mailbox's connector.
+    /// A change made on OVH by a person: a connector's port, or a bound mailbox detached.
+    /// (Pointed at another connector by hand, and then dropped from its binding, a mailbox
+    /// is no longer the operator's to put back: the campaign would not know what to expect.)
     async fn out_of_band_edit(&mut self) -> &'static str {
         let sim = self.h.sim.sim();
         let connectors = sim.connectors(ORG, ORG);
@@ -373,7 +379,7 @@ impl Campaign {
             return "skip";
         }
         let address = &bound[self.rng.random_range(0..bound.len())];
-        let _ = sim.edit_account(ORG, ORG, address, json!({"sendConnectorId": id}));
+        let _ = sim.edit_account(ORG, ORG, address, json!({"sendConnectorId": 0}));
         "edit mailbox on OVH"
     }
 
