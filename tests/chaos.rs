@@ -3,7 +3,8 @@
 //! `Retry-After`, latency spikes, lost answers, HTML 408s, resets, timeouts, failed tasks)
 //! and the controller is killed and restarted with empty memory, a third of the times right
 //! after a POST reached OVH. Once the faults stop and the controller quiesces, OVH must equal
-//! the specs exactly, and no secret may have been printed anywhere.
+//! the specs exactly, and no secret may have been printed anywhere (logs at debug level,
+//! Events, statuses, metrics).
 //!
 //! `cargo test --test chaos` runs the short form; `make chaos` the full one
 //! (`SENDCONNECTOR_CHAOS=full`: three seeds under each set of simulator switches). A failing
@@ -640,6 +641,10 @@ async fn campaign(seed: u64, strict: bool, size: Size) {
         tally: Tally::default(),
         passwords: Vec::new(),
     };
+    // One metrics registry for every controller of the campaign, scanned for secrets too.
+    let telemetry = sendconnector_operator::telemetry::Telemetry::default();
+    let shared = telemetry.clone();
+    c.h.tweak = Some(Box::new(move |config| config.telemetry = shared.clone()));
     c.h.start_controller(Duration::from_secs(3));
     c.run().await;
     let requests: u64 = c.h.sim.sim().counters().values().sum();
@@ -647,7 +652,10 @@ async fn campaign(seed: u64, strict: bool, size: Size) {
     c.h.sim.sim().set_faults(Faults::default());
     c.kill().await;
     let result = c.quiesce(Duration::from_secs(180)).await;
-    let said = everything_said(&c.h).await;
+    let mut said = everything_said(&c.h).await;
+    let metrics = telemetry.encode().unwrap();
+    assert!(metrics.contains("sendconnector_"), "metrics were gathered");
+    said.push_str(&metrics);
     let switches = if strict { "strict" } else { "default" };
     eprintln!(
         "chaos seed {seed} ({switches} switches): {} operations {:?}, {} kills ({} right after a POST), {} task failures, {} 429 bursts, {requests} OVH requests, {:.0?}",
