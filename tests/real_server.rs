@@ -3,7 +3,8 @@
 //! the mechanism enum) was installed when the object was stored, then the real CRD was
 //! applied (a server does not validate stored objects again). The operator must report that
 //! object and skip it, and converge everything else. Fails, never skips, when the control
-//! plane cannot start.
+//! plane cannot start. The operator authenticates as its ServiceAccount (a TokenRequest token)
+//! bound to the shipped cluster-wide RBAC of `deploy/`, and nothing more.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "common/testenv.rs"]
@@ -67,6 +68,22 @@ fn without_mechanism_enum(mut crd: Value) -> Value {
     crd
 }
 
+/// A client of the test server: as its admin, or with a bearer token.
+async fn client_for(env: &TestEnv, token: Option<String>) -> kube::Client {
+    let kubeconfig = Kubeconfig::read_from(env.kubeconfig_path()).unwrap();
+    let mut config =
+        kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+            .await
+            .unwrap();
+    if let Some(token) = token {
+        config.auth_info = kube::config::AuthInfo {
+            token: Some(token.into()),
+            ..kube::config::AuthInfo::default()
+        };
+    }
+    kube::Client::try_from(config).unwrap()
+}
+
 async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut check: F)
 where
     F: FnMut() -> Fut,
@@ -103,11 +120,62 @@ async fn an_object_stored_under_a_looser_crd_is_reported_and_skipped() {
         );
     }
 
-    let kubeconfig = Kubeconfig::read_from(env.kubeconfig_path()).unwrap();
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .unwrap();
-    let client = kube::Client::try_from(config).unwrap();
+    let admin = client_for(&env, None).await;
+    // The operator runs as its ServiceAccount, bound to exactly the rules of deploy/.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for file in [
+        "deploy/namespace.yaml",
+        "deploy/serviceaccount.yaml",
+        "deploy/rbac.yaml",
+    ] {
+        let out = env.kubectl(&["apply", "-f", root.join(file).to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "{file}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let token = env.kubectl(&[
+        "create",
+        "token",
+        "sendconnector-operator",
+        "-n",
+        "sendconnector-system",
+        "--duration=1h",
+    ]);
+    assert!(
+        token.status.success(),
+        "{}",
+        String::from_utf8_lossy(&token.stderr)
+    );
+    let operator_client = client_for(
+        &env,
+        Some(String::from_utf8(token.stdout).unwrap().trim().to_owned()),
+    )
+    .await;
+    let operator = "system:serviceaccount:sendconnector-system:sendconnector-operator";
+    for (verb, resource, allowed) in [
+        ("patch", "sendconnectors.sendconnector.io", true),
+        ("patch", "mailboxbindings.sendconnector.io/status", true),
+        ("get", "secrets", true),
+        ("create", "secrets", false),
+        ("update", "secrets", false),
+        ("delete", "sendconnectors.sendconnector.io", false),
+        ("create", "sendconnectors.sendconnector.io", false),
+        ("list", "configmaps", false),
+        ("create", "pods", false),
+    ] {
+        let out = env.kubectl(&[
+            "auth", "can-i", verb, resource, "-n", "mail", "--as", operator,
+        ]);
+        let answer = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        assert_eq!(
+            answer == "yes",
+            allowed,
+            "can the operator {verb} {resource}? {answer}"
+        );
+    }
+    let client = admin;
     let sim = Simulator::start(
         SimulatorConfig {
             seed: Seed::from_yaml(SEED).unwrap(),
@@ -185,7 +253,7 @@ async fn an_object_stored_under_a_looser_crd_is_reported_and_skipped() {
         },
         ..ControllerConfig::default()
     };
-    let operator = tokio::spawn(controller::run(client.clone(), config, async move {
+    let operator = tokio::spawn(controller::run(operator_client, config, async move {
         let _ = stop_rx.await;
     }));
 
