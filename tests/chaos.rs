@@ -384,10 +384,17 @@ impl Campaign {
         "edit mailbox on OVH"
     }
 
-    /// Kills the controller, at once or right after the next POST reaches OVH, and starts a
-    /// new one with empty memory.
-    async fn kill(&mut self) {
-        if self.rng.random_bool(1.0 / 3.0) {
+    /// Kills the controller, at once or (`after_post`) right after the next POST reaches OVH,
+    /// and starts a new one with empty memory.
+    async fn kill(&mut self, after_post: bool) {
+        if after_post {
+            // A new relay password makes every connector with authentication POST
+            // changeAuthentication, so a POST is on its way.
+            let password = format!("pw-{:016x}", self.rng.random::<u64>());
+            self.h
+                .set_secret("relay-password", json!({"password": password}))
+                .await;
+            self.passwords.push(password);
             let posts = || {
                 self.h
                     .sim
@@ -399,7 +406,7 @@ impl Campaign {
                     .sum::<u64>()
             };
             let before = posts();
-            let deadline = Instant::now() + Duration::from_secs(5);
+            let deadline = Instant::now() + Duration::from_secs(10);
             while posts() == before && Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
@@ -418,7 +425,9 @@ impl Campaign {
         for i in 0..self.size.operations {
             self.step().await;
             if i % kill_every == kill_every - 1 {
-                self.kill().await;
+                // Every third kill right after a POST reached OVH.
+                let after_post = self.tally.kills % 3 == 0;
+                self.kill(after_post).await;
             }
             let pause = self.rng.random_range(20..300);
             tokio::time::sleep(Duration::from_millis(pause)).await;
@@ -650,7 +659,7 @@ async fn campaign(seed: u64, strict: bool, size: Size) {
     let requests: u64 = c.h.sim.sim().counters().values().sum();
     // Calm: no more faults, one last restart with empty memory, then everything must settle.
     c.h.sim.sim().set_faults(Faults::default());
-    c.kill().await;
+    c.kill(false).await;
     let result = c.quiesce(Duration::from_secs(180)).await;
     let mut said = everything_said(&c.h).await;
     let metrics = telemetry.encode().unwrap();
@@ -674,6 +683,11 @@ async fn campaign(seed: u64, strict: bool, size: Size) {
         );
     }
     assert!(c.tally.kills >= size.kills, "{:?}", c.tally);
+    assert!(
+        c.tally.kills_after_post * 4 >= c.tally.kills,
+        "a third of the kills are aimed right after a POST, and most must land there: {:?}",
+        c.tally
+    );
     let b64 = base64::engine::general_purpose::STANDARD;
     let secrets: Vec<String> = OVH_SECRETS
         .iter()
