@@ -657,6 +657,7 @@ async fn campaign(seed: u64, strict: bool, size: Size) {
     c.h.start_controller(Duration::from_secs(3));
     c.run().await;
     let requests: u64 = c.h.sim.sim().counters().values().sum();
+    let faults_by_kind = c.h.sim.sim().fault_counts();
     // Calm: no more faults, one last restart with empty memory, then everything must settle.
     c.h.sim.sim().set_faults(Faults::default());
     c.kill(false).await;
@@ -667,7 +668,7 @@ async fn campaign(seed: u64, strict: bool, size: Size) {
     said.push_str(&metrics);
     let switches = if strict { "strict" } else { "default" };
     eprintln!(
-        "chaos seed {seed} ({switches} switches): {} operations {:?}, {} kills ({} right after a POST), {} task failures, {} 429 bursts, {requests} OVH requests, {:.0?}",
+        "chaos seed {seed} ({switches} switches): {} operations {:?}, {} kills ({} right after a POST), {} task failures, {} 429 bursts, {requests} OVH requests, faults {faults_by_kind:?}, {:.0?}",
         c.tally.operations.values().sum::<usize>(),
         c.tally.operations,
         c.tally.kills,
@@ -683,6 +684,11 @@ async fn campaign(seed: u64, strict: bool, size: Size) {
         );
     }
     assert!(c.tally.kills >= size.kills, "{:?}", c.tally);
+    assert!(
+        faults_by_kind.get("loseResponse").copied().unwrap_or(0) > 0
+            && faults_by_kind.get("status500").copied().unwrap_or(0) > 0,
+        "faults were injected: {faults_by_kind:?}"
+    );
     assert!(
         c.tally.kills_after_post * 4 >= c.tally.kills,
         "a third of the kills are aimed right after a POST, and most must land there: {:?}",

@@ -12,7 +12,12 @@ pub struct DropConnection;
 /// its probability roll. Returns the latency to add too.
 pub fn pick(core: &mut Core, method: &str, path: &str) -> (u64, Option<FaultKind>) {
     let latency = core.faults.latency_ms;
-    let Core { faults, dice, .. } = core;
+    let Core {
+        faults,
+        dice,
+        fault_counts,
+        ..
+    } = core;
     for rule in &mut faults.rules {
         if rule.remaining == Some(0) {
             continue;
@@ -39,7 +44,9 @@ pub fn pick(core: &mut Core, method: &str, path: &str) -> (u64, Option<FaultKind
         if let Some(n) = &mut rule.remaining {
             *n -= 1;
         }
-        return (latency, Some(rule.kind.clone()));
+        let kind = rule.kind.clone();
+        *fault_counts.entry(kind.name().to_owned()).or_default() += 1;
+        return (latency, Some(kind));
     }
     (latency, None)
 }

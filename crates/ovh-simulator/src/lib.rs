@@ -83,6 +83,8 @@ pub(crate) struct Core {
     pub fail_next: Vec<Option<String>>,
     pub skew_seconds: i64,
     pub counters: BTreeMap<String, u64>,
+    /// Faults injected, by kind (`status500`, `loseResponse`, …).
+    pub fault_counts: BTreeMap<String, u64>,
     pub write_count: u64,
     pub credentials: Credentials,
     pub tokens: HashMap<String, Token>,
@@ -202,6 +204,7 @@ impl Simulator {
             fail_next: Vec::new(),
             skew_seconds: 0,
             counters: BTreeMap::new(),
+            fault_counts: BTreeMap::new(),
             write_count: 0,
             credentials: Credentials::from_seed(&seed.credentials),
             tokens: HashMap::new(),
@@ -297,9 +300,15 @@ impl Simulator {
         self.core().counters.clone()
     }
 
+    /// Faults injected since the start (or the last reset), by kind.
+    pub fn fault_counts(&self) -> BTreeMap<String, u64> {
+        self.core().fault_counts.clone()
+    }
+
     pub fn reset_counters(&self) {
         let mut core = self.core();
         core.counters.clear();
+        core.fault_counts.clear();
         core.write_count = 0;
     }
 

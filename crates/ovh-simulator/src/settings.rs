@@ -131,6 +131,22 @@ pub struct FaultRule {
     pub probability: Option<f64>,
 }
 
+impl FaultKind {
+    /// The kind's name, as in its JSON form.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Status500 => "status500",
+            Self::TooManyRequests { .. } => "tooManyRequests",
+            Self::Status400 { .. } => "status400",
+            Self::Html408 => "html408",
+            Self::ConnectionReset => "connectionReset",
+            Self::Timeout => "timeout",
+            Self::LoseResponse => "loseResponse",
+            Self::Latency { .. } => "latency",
+        }
+    }
+}
+
 impl FaultRule {
     /// A rule hitting every request, forever.
     pub fn new(kind: FaultKind) -> Self {
