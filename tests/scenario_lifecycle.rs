@@ -15,37 +15,11 @@ use std::time::Duration;
 
 const HOUR: Duration = Duration::from_secs(3600);
 
-fn ready_message(obj: &Value) -> String {
-    obj["status"]["conditions"]
-        .as_array()
-        .and_then(|a| a.iter().find(|c| c["type"] == "Ready"))
-        .map(|c| c["message"].as_str().unwrap_or_default().to_owned())
-        .unwrap_or_default()
-}
-
 fn condition(obj: &Value, type_: &str) -> Value {
     obj["status"]["conditions"]
         .as_array()
         .and_then(|a| a.iter().find(|c| c["type"] == type_).cloned())
         .unwrap_or(Value::Null)
-}
-
-async fn bound_pair(h: &Harness) -> i64 {
-    h.connectors()
-        .create(&PostParams::default(), &connector_manifest("relay"))
-        .await
-        .unwrap();
-    h.bindings()
-        .create(
-            &PostParams::default(),
-            &binding_manifest("newsletter", "relay"),
-        )
-        .await
-        .unwrap();
-    let sc = h.wait_ready::<SendConnector>("relay").await;
-    h.wait_ready::<MailboxBinding>("newsletter").await;
-    h.wait_ovh_settled().await;
-    sc["status"]["connectorId"].as_i64().unwrap()
 }
 
 async fn gone<K: kube::Resource<DynamicType = ()>>(h: &Harness, name: &str) {

@@ -183,15 +183,7 @@ async fn a_changed_organization_or_service_is_stalled_not_a_second_connector() {
         let obj = h
             .wait_condition::<SendConnector>("relay", "False", "InvalidSpec")
             .await;
-        let message = obj["status"]["conditions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["type"] == "Ready")
-            .unwrap()["message"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let message = ready_message(&obj);
         assert!(message.contains(field), "{message}");
         assert!(
             message.contains(ORG),
@@ -396,22 +388,7 @@ async fn a_silent_endpoint_shows_a_condition_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connector_deleted_out_of_band_is_waited_for_not_a_stall() {
     let h = Harness::start(Duration::from_secs(2)).await;
-    h.connectors()
-        .create(&PostParams::default(), &connector_manifest("relay"))
-        .await
-        .unwrap();
-    h.bindings()
-        .create(
-            &PostParams::default(),
-            &binding_manifest("newsletter", "relay"),
-        )
-        .await
-        .unwrap();
-    let sc = h.wait_ready::<SendConnector>("relay").await;
-    let old = sc["status"]["connectorId"].as_i64().unwrap();
-    h.wait_ready::<sendconnector_operator::crd::MailboxBinding>("newsletter")
-        .await;
-    h.wait_ovh_settled().await;
+    let old = bound_pair(&h).await;
     h.sim.sim().delete_connector(ORG, ORG, old).unwrap();
     // The binding notices at its next resync; it must wait for the new id, never stall.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);

@@ -205,6 +205,35 @@ pub fn ready(obj: &Value) -> Option<String> {
         .map(|c| c["status"].as_str().unwrap_or("").to_owned())
 }
 
+/// The message of an object's Ready condition ("" when none).
+pub fn ready_message(obj: &Value) -> String {
+    obj["status"]["conditions"]
+        .as_array()
+        .and_then(|a| a.iter().find(|c| c["type"] == "Ready"))
+        .map(|c| c["message"].as_str().unwrap_or_default().to_owned())
+        .unwrap_or_default()
+}
+
+/// A SendConnector `relay` and a MailboxBinding `newsletter` of it, both Ready and every OVH
+/// task done; the connector's id.
+pub async fn bound_pair(h: &Harness) -> i64 {
+    h.connectors()
+        .create(&PostParams::default(), &connector_manifest("relay"))
+        .await
+        .unwrap();
+    h.bindings()
+        .create(
+            &PostParams::default(),
+            &binding_manifest("newsletter", "relay"),
+        )
+        .await
+        .unwrap();
+    let sc = h.wait_ready::<SendConnector>("relay").await;
+    h.wait_ready::<MailboxBinding>("newsletter").await;
+    h.wait_ovh_settled().await;
+    sc["status"]["connectorId"].as_i64().unwrap()
+}
+
 pub async fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !check() {
