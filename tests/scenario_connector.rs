@@ -304,15 +304,7 @@ async fn two_claims_on_one_connector_or_mailbox_leave_the_second_in_conflict() {
     let sc = h
         .wait_condition::<SendConnector>("second", "False", "Conflict")
         .await;
-    let message = sc["status"]["conditions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == "Ready")
-        .unwrap()["message"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let message = ready_message(&sc);
     assert!(message.contains("mail/first"), "{message}");
     assert_eq!(h.sim.sim().connectors(ORG, ORG).len(), 1);
 

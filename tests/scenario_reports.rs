@@ -375,15 +375,7 @@ async fn no_mailbox_is_attached_to_a_connector_being_deleted() {
     let late = h
         .wait_condition::<MailboxBinding>("late", "False", "ConnectorDeleting")
         .await;
-    let message = late["status"]["conditions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == "Ready")
-        .unwrap()["message"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let message = ready_message(&late);
     assert!(message.contains("relay"), "{message}");
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(h.ovh_writes(), writes, "no OVH write");

@@ -6,7 +6,8 @@ use super::context::Context;
 use super::credentials::service_api;
 use super::error::Error;
 use super::lifecycle::{
-    add_finalizer, after_error, has_finalizer, key_of, publish, remove_finalizer, report,
+    add_finalizer, after_error, announce_start, has_finalizer, key_of, publish, remove_finalizer,
+    report,
 };
 use super::soon;
 use crate::crd::{
@@ -59,19 +60,7 @@ pub async fn reconcile(mb: Arc<MailboxBinding>, ctx: Arc<Context>) -> Result<Act
         ctx.remembered_status(&uid).or_else(|| mb.status.clone());
     let mut status = old.clone().unwrap_or_default();
     let mut held_inputs: Option<String> = None;
-    if status.conditions.is_empty() && mb.meta().deletion_timestamp.is_none() {
-        // OVH may take long to answer (or not at all): say at once what is going on.
-        report(
-            &ctx,
-            &api,
-            &*mb,
-            old.as_ref(),
-            &mut status,
-            &Verdict::waiting_for_ovh(),
-        )
-        .await?;
-        old = Some(status.clone());
-    }
+    announce_start(&ctx, &api, &*mb, &mut old, &mut status).await?;
     let outcome = if mb.meta().deletion_timestamp.is_some() {
         if !has_finalizer(&*mb) {
             return Ok(Action::await_change());
@@ -671,13 +660,7 @@ async fn converge(
         ));
     }
     if let Err(e) = crate::crd::validation::validate_binding(&mb.spec) {
-        return Ok((
-            Verdict::Stalled {
-                reason: reasons::INVALID_SPEC,
-                message: format!("{e}; nothing is sent to OVH until the spec is fixed"),
-            },
-            Action::requeue(ctx.config.stalled_retry),
-        ));
+        return Ok(super::conditions::invalid_spec(ctx, &e));
     }
     let (connector, api) = connector_api(mb, ctx).await?;
     let connector_id = match connector.status.as_ref().and_then(|s| s.connector_id) {

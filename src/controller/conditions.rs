@@ -40,6 +40,22 @@ impl Verdict {
     }
 }
 
+/// A spec the operator refuses to act on (it breaks a rule of the CRD, or names another
+/// Exchange service than its connector's): Stalled, nothing sent to OVH, looked at again on
+/// a spec change or the slow safety timer.
+pub fn invalid_spec(
+    ctx: &super::context::Context,
+    why: &impl std::fmt::Display,
+) -> (Verdict, kube::runtime::controller::Action) {
+    (
+        Verdict::Stalled {
+            reason: reasons::INVALID_SPEC,
+            message: format!("{why}; nothing is sent to OVH until the spec is fixed"),
+        },
+        kube::runtime::controller::Action::requeue(ctx.config.stalled_retry),
+    )
+}
+
 /// Sets the three conditions; returns whether any changed.
 pub fn apply(
     conditions: &mut Vec<Condition>,

@@ -1,17 +1,18 @@
 //! Reconciling a `SendConnector`: find or create its OVH connector, converge its fields and
 //! authentication one task at a time, delete it when the resource goes.
-use super::conditions::{self, Verdict, now, secret_version, write_status};
+use super::conditions::{self, Verdict, invalid_spec, now, secret_version, write_status};
 use super::context::Context;
 use super::credentials::{password, service_api};
 use super::error::Error;
 use super::lifecycle::{
-    add_finalizer, after_error, has_finalizer, key_of, publish, remove_finalizer, report,
+    add_finalizer, after_error, announce_start, has_finalizer, key_of, publish, remove_finalizer,
+    report,
 };
 use super::soon;
 use crate::crd::{
-    AppliedAuthentication, AppliedSecret, CreationIntent, DeletionPolicy, ExchangeServiceRef,
-    LastTask, PendingTask, PlannedCall, RECONCILE_REQUESTED_AT_ANNOTATION, SendConnector,
-    SendConnectorStatus, find_condition, reasons, types,
+    AppliedAuthentication, AppliedSecret, CreationIntent, DeletionPolicy, LastTask, PendingTask,
+    PlannedCall, RECONCILE_REQUESTED_AT_ANNOTATION, SendConnector, SendConnectorStatus,
+    find_condition, reasons, types,
 };
 use crate::ovh::model::{AuthMechanism, TaskStatus};
 use crate::ovh::{ExchangeApi, OvhError};
@@ -62,19 +63,7 @@ pub async fn reconcile(sc: Arc<SendConnector>, ctx: Arc<Context>) -> Result<Acti
         ctx.remembered_status(&uid).or_else(|| sc.status.clone());
     let mut status = old.clone().unwrap_or_default();
     let deleting = sc.meta().deletion_timestamp.is_some();
-    if status.conditions.is_empty() && !deleting {
-        // OVH may take long to answer (or not at all): say at once what is going on.
-        report(
-            &ctx,
-            &api,
-            &*sc,
-            old.as_ref(),
-            &mut status,
-            &Verdict::waiting_for_ovh(),
-        )
-        .await?;
-        old = Some(status.clone());
-    }
+    announce_start(&ctx, &api, &*sc, &mut old, &mut status).await?;
     let mut held_inputs: Option<String> = None;
     let outcome = if deleting {
         if !has_finalizer(&*sc) {
@@ -223,14 +212,7 @@ fn memory(sc: &SendConnector, status: &SendConnectorStatus, settle: Duration) ->
 fn hold_connector(sc: &SendConnector, status: &mut SendConnectorStatus, id: i64) {
     status.connector_id = Some(id);
     status.creation = None;
-    status.exchange_service = Some(spec_service(sc));
-}
-
-fn spec_service(sc: &SendConnector) -> ExchangeServiceRef {
-    ExchangeServiceRef {
-        organization: sc.spec.organization.clone(),
-        service: sc.service().to_owned(),
-    }
+    status.exchange_service = Some(sc.spec.exchange_service());
 }
 
 /// A spec naming another Exchange service than the one this resource's connector lives on:
@@ -559,22 +541,10 @@ async fn converge(
         ));
     }
     if let Err(e) = crate::crd::validation::validate_connector(&sc.spec) {
-        return Ok((
-            Verdict::Stalled {
-                reason: reasons::INVALID_SPEC,
-                message: format!("{e}; nothing is sent to OVH until the spec is fixed"),
-            },
-            Action::requeue(ctx.config.stalled_retry),
-        ));
+        return Ok(invalid_spec(ctx, &e));
     }
     if let Some(message) = moved_service(sc, status) {
-        return Ok((
-            Verdict::Stalled {
-                reason: reasons::INVALID_SPEC,
-                message,
-            },
-            Action::requeue(ctx.config.stalled_retry),
-        ));
+        return Ok(invalid_spec(ctx, &message));
     }
     if let Some(owner) = conflicting_owner(sc, status, ctx) {
         return Ok((
@@ -706,7 +676,7 @@ async fn converge(
                 requested_at: now(),
                 task_id: None,
             });
-            status.exchange_service = Some(spec_service(sc));
+            status.exchange_service = Some(sc.spec.exchange_service());
             // The password goes in this POST: if the answer is lost but OVH applied it, the
             // connector has exactly this authentication, so it need not be pushed again.
             status.applied_authentication = Some(applied(&desired.auth, key_name));

@@ -131,6 +131,35 @@ pub fn after_error(ctx: &Context, kind: &str, key: &str, e: &Error) -> Action {
 }
 
 /// A status with kstatus conditions and the bookkeeping every report carries.
+/// A resource without any condition yet says at once that it waits for OVH, which may take
+/// long to answer (or not answer at all); `old` then is what was written.
+pub async fn announce_start<K, S>(
+    ctx: &Context,
+    api: &Api<K>,
+    obj: &K,
+    old: &mut Option<S>,
+    status: &mut S,
+) -> Result<(), Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
+    S: Report + Clone,
+{
+    if !status.conditions_mut().is_empty() || obj.meta().deletion_timestamp.is_some() {
+        return Ok(());
+    }
+    report(
+        ctx,
+        api,
+        obj,
+        old.as_ref(),
+        status,
+        &Verdict::waiting_for_ovh(),
+    )
+    .await?;
+    *old = Some(status.clone());
+    Ok(())
+}
+
 pub trait Report: Serialize + PartialEq {
     fn conditions_mut(&mut self) -> &mut Vec<Condition>;
     fn set_handled(&mut self, generation: Option<i64>, requested_at: Option<String>);

@@ -336,6 +336,14 @@ pub struct ExchangeServiceRef {
 }
 
 impl SendConnectorSpec {
+    /// The Exchange service the spec names.
+    pub fn exchange_service(&self) -> ExchangeServiceRef {
+        ExchangeServiceRef {
+            organization: self.organization.clone(),
+            service: self.effective_service().to_owned(),
+        }
+    }
+
     /// The OVH service name: `service`, or `organization` when it is omitted.
     pub fn effective_service(&self) -> &str {
         self.service.as_deref().unwrap_or(&self.organization)
@@ -391,10 +399,7 @@ impl SendConnector {
         self.status
             .as_ref()
             .and_then(|s| s.exchange_service.clone())
-            .unwrap_or_else(|| ExchangeServiceRef {
-                organization: self.spec.organization.clone(),
-                service: self.service().to_owned(),
-            })
+            .unwrap_or_else(|| self.spec.exchange_service())
     }
 
     /// The OVH identity `(organization, service, displayName)` two resources must not share.
