@@ -97,6 +97,25 @@ pub struct RunArgs {
         value_parser = parse_burst
     )]
     pub ovh_burst: u32,
+    /// First poll of a running OVH task, this long after it started; later polls wait as
+    /// long as the task has run so far, up to `--task-poll-max`.
+    #[arg(
+        long,
+        env = "SENDCONNECTOR_TASK_POLL_INTERVAL",
+        default_value = "1s",
+        value_name = "DURATION",
+        value_parser = parse_interval
+    )]
+    pub task_poll_interval: Duration,
+    /// The longest wait between two polls of a running OVH task.
+    #[arg(
+        long,
+        env = "SENDCONNECTOR_TASK_POLL_MAX",
+        default_value = "30s",
+        value_name = "DURATION",
+        value_parser = parse_interval
+    )]
+    pub task_poll_max: Duration,
     /// The operator's default OVH credentials Secret, for resources without
     /// `spec.credentialsSecretRef` in the namespaces allowed to use it.
     #[arg(
@@ -215,6 +234,8 @@ impl RunArgs {
             namespaces: self.namespaces.0.clone(),
             dry_run: self.dry_run,
             resync_interval: self.resync_interval,
+            task_poll: self.task_poll_interval,
+            task_poll_max: self.task_poll_max.max(self.task_poll_interval),
             budget: BudgetSettings {
                 rate: self.ovh_rate,
                 burst: self.ovh_burst,
@@ -572,6 +593,10 @@ mod tests {
             "mail,*",
             "--log-format",
             "json",
+            "--task-poll-interval",
+            "500ms",
+            "--task-poll-max",
+            "20s",
         ])
         .unwrap();
         assert_eq!(args.namespaces.0, ["mail", "team-b"]);
@@ -594,6 +619,26 @@ mod tests {
             Some(("operators".into(), "ovh-api".into()))
         );
         assert!(config.may_use_default_credentials("anything"));
+        assert_eq!(config.task_poll, Duration::from_millis(500));
+        assert_eq!(config.task_poll_max, Duration::from_secs(20));
+    }
+
+    #[test]
+    fn a_task_is_polled_as_often_as_its_age_allows() {
+        let config = run_args(&[]).unwrap().controller_config(no_env).unwrap();
+        assert_eq!(config.task_poll, Duration::from_secs(1));
+        let after = |secs: u64| config.task_poll_after(Duration::from_secs(secs));
+        // A task just started is looked at after the first interval, then after as long as
+        // it has run, never longer than the cap.
+        assert_eq!(after(0), Duration::from_secs(1));
+        assert_eq!(after(3), Duration::from_secs(3));
+        assert_eq!(after(600), Duration::from_secs(30));
+        // A cap below the first interval is the first interval.
+        let odd = run_args(&["--task-poll-interval", "10s", "--task-poll-max", "2s"])
+            .unwrap()
+            .controller_config(no_env)
+            .unwrap();
+        assert_eq!(odd.task_poll_after(Duration::ZERO), Duration::from_secs(10));
     }
 
     #[test]

@@ -820,7 +820,7 @@ async fn vanished_tasks_answer_not_found() {
 }
 
 #[tokio::test]
-async fn callers_of_one_client_share_a_recent_connector_list_until_a_write() {
+async fn callers_of_one_client_share_a_recent_connector_list_and_a_writer_sees_its_write() {
     let sim = simulator().await;
     let id = create(&api(&classic(&sim)), "relay").await;
     let client = ExchangeClient::new(classic(&sim));
@@ -844,7 +844,8 @@ async fn callers_of_one_client_share_a_recent_connector_list_until_a_write() {
         1,
         "one read served three callers"
     );
-    // A write through the client: the next list is read again and shows it.
+    // A write through the client: other readers that need nothing newer keep the shared
+    // list; the writer's own lists are read after its write, and serve everybody.
     second
         .update_send_connector(
             id,
@@ -855,6 +856,13 @@ async fn callers_of_one_client_share_a_recent_connector_list_until_a_write() {
         )
         .await
         .unwrap();
+    let written = tokio::time::Instant::now();
+    assert_eq!(first.list_send_connectors().await.unwrap()[0].port, 587);
+    assert_eq!(counter(&sim, &format!("GET {P}/sendConnector")), 1);
+    let after = second.list_send_connectors_since(None).await.unwrap();
+    assert_eq!(after.connectors[0].port, 2525, "the writer sees its write");
+    assert!(after.read_at >= written);
+    assert_eq!(counter(&sim, &format!("GET {P}/sendConnector")), 2);
     assert_eq!(first.list_send_connectors().await.unwrap()[0].port, 2525);
     assert_eq!(counter(&sim, &format!("GET {P}/sendConnector")), 2);
     // Another service of the same client is read on its own.

@@ -143,20 +143,27 @@ async fn out_of_band_edits_are_put_back_within_a_resync() {
             == id
     })
     .await;
-    let c_events = h.events_for("relay");
-    assert!(
-        c_events
-            .iter()
-            .any(|(r, n)| r == "DriftCorrected" && n.contains("port")),
-        "{c_events:?}"
-    );
-    let b_events = h.events_for("newsletter");
-    assert!(
-        b_events
-            .iter()
-            .any(|(r, n)| r == "DriftCorrected" && n.contains("contact@mydomain.ovh")),
-        "{b_events:?}"
-    );
+    // Each Event follows its write: wait for it rather than race it.
+    wait_for(
+        "DriftCorrected on the connector",
+        Duration::from_secs(10),
+        || {
+            h.events_for("relay")
+                .iter()
+                .any(|(r, n)| r == "DriftCorrected" && n.contains("port"))
+        },
+    )
+    .await;
+    wait_for(
+        "DriftCorrected on the binding",
+        Duration::from_secs(10),
+        || {
+            h.events_for("newsletter")
+                .iter()
+                .any(|(r, n)| r == "DriftCorrected" && n.contains("contact@mydomain.ovh"))
+        },
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -69,6 +69,7 @@ pub async fn reconcile(mb: Arc<MailboxBinding>, ctx: Arc<Context>) -> Result<Act
             Ok(None) => {
                 remove_finalizer(&api, &*mb).await?;
                 ctx.reset_backoff(&key);
+                ctx.tasks_over(&key);
                 ctx.forget_status(&uid);
                 return Ok(Action::await_change());
             }
@@ -95,6 +96,12 @@ pub async fn reconcile(mb: Arc<MailboxBinding>, ctx: Arc<Context>) -> Result<Act
                 ctx.reset_backoff(&key);
             }
             (v, a)
+        }
+        // Waiting for the connector is not a failure: its SendConnector's next status
+        // change triggers this binding, so there is no backoff and no error to count.
+        Err(e @ (Error::ConnectorNotReady(_) | Error::ConnectorMissing(_))) => {
+            ctx.reset_backoff(&key);
+            (conditions::verdict_for(&e), Action::requeue(ctx.resync()))
         }
         Err(e) => (
             conditions::verdict_for(&e),
@@ -819,9 +826,10 @@ async fn converge(
                 reason: reasons::TASK_PENDING,
                 message: format!("{} bound; waiting for OVH", p.bound_summary()),
             },
-            soon(),
+            Action::requeue(ctx.task_wait(&key, !p.writes.is_empty())),
         ));
     }
+    ctx.tasks_over(&key);
     let missing = by_phase(Phase::NotFound);
     if !missing.is_empty() {
         return Ok((

@@ -306,12 +306,18 @@ pub(super) fn write_span(why: &str) -> tracing::Span {
     tracing::info_span!("ovh_write", why = %why)
 }
 
+/// How long a task recorded at `since` has been running (zero when unknown).
+pub(super) fn running_for(
+    since: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+) -> Duration {
+    since
+        .and_then(|t| jiff::Timestamp::now().duration_since(t.0).try_into().ok())
+        .unwrap_or_default()
+}
+
 /// Counts a finished task, timed from when it was recorded.
 fn record_task(ctx: &Context, pending: &PendingTask, result: &str) {
-    let started = pending.since.as_ref().map(|t| t.0);
-    let elapsed = started
-        .and_then(|t| jiff::Timestamp::now().duration_since(t).try_into().ok())
-        .unwrap_or_default();
+    let elapsed = running_for(pending.since.as_ref());
     ctx.metrics()
         .task_finished(&pending.function, result, elapsed);
 }
@@ -344,6 +350,65 @@ async fn poll_task(
     let Some(pending) = status.pending_task.clone() else {
         return Ok(None);
     };
+    let uid = sc.uid().unwrap_or_default();
+    // While the task runs, its object names it (`taskPendingId`): one list shared by every
+    // resource of the service says so for all of them, and only a task that has left its
+    // object costs a read of its own, to learn how it ended.
+    let recent = tokio::time::Instant::now()
+        .checked_sub(ctx.config.task_poll)
+        .into_iter()
+        .chain(ctx.lists_after(&uid))
+        .max();
+    let listing = api.list_send_connectors_since(recent).await?;
+    let target: Vec<&crate::ovh::model::SendConnector> = listing
+        .connectors
+        .iter()
+        .filter(|c| match (status.connector_id, &status.creation) {
+            (Some(id), _) => c.id == id,
+            (None, Some(intent)) => c.display_name == intent.display_name,
+            (None, None) => false,
+        })
+        .collect();
+    if let [object] = target.as_slice() {
+        if object.pending_task() == Some(pending.id) {
+            return Ok(Some((
+                Verdict::Progressing {
+                    reason: reasons::TASK_PENDING,
+                    message: format!(
+                        "OVH task {} ({}) is {}",
+                        pending.id, pending.function, pending.status
+                    ),
+                },
+                Action::requeue(
+                    ctx.config
+                        .task_poll_after(running_for(pending.since.as_ref())),
+                ),
+            )));
+        }
+    }
+    // The list shows the object with the task gone: it was read after the task ended, so it
+    // can serve the plan that follows; otherwise that plan needs a list read from now on.
+    let ended_by = if target.len() == 1 {
+        listing.read_at
+    } else {
+        tokio::time::Instant::now()
+    };
+    let outcome = follow_task(sc, ctx, api, status, &pending).await;
+    if matches!(outcome, Ok(None)) {
+        ctx.needs_lists_after(&uid, ended_by);
+    }
+    outcome
+}
+
+/// Reads the recorded task `pending` and records how it stands. `Some` ends this reconcile
+/// (still running, or failed).
+async fn follow_task(
+    sc: &SendConnector,
+    ctx: &Context,
+    api: &ExchangeApi,
+    status: &mut SendConnectorStatus,
+    pending: &PendingTask,
+) -> Result<Option<(Verdict, Action)>, Error> {
     match api.get_task(pending.id).await {
         Ok(task) if !task.status.is_finished() => {
             status.pending_task = Some(PendingTask {
@@ -358,11 +423,14 @@ async fn poll_task(
                         task.id, task.function, task.status
                     ),
                 },
-                Action::requeue(ctx.config.task_poll),
+                Action::requeue(
+                    ctx.config
+                        .task_poll_after(running_for(pending.since.as_ref())),
+                ),
             )))
         }
         Ok(task) => {
-            record_task(ctx, &pending, task.status.as_str());
+            record_task(ctx, pending, task.status.as_str());
             status.pending_task = None;
             status.last_task = Some(LastTask {
                 id: task.id,
@@ -406,12 +474,12 @@ async fn poll_task(
             )))
         }
         Err(e) if e.is_not_found() => {
-            record_task(ctx, &pending, "finished");
+            record_task(ctx, pending, "finished");
             // Finished tasks may vanish: the connector itself tells the outcome.
             status.pending_task = None;
             status.last_task = Some(LastTask {
                 id: pending.id,
-                function: pending.function,
+                function: pending.function.clone(),
                 status: "finished".into(),
                 finished_at: Some(now()),
             });
@@ -422,33 +490,36 @@ async fn poll_task(
 }
 
 /// Reads the service's connectors, and with `with_pending` its pending creations first (so a
-/// creation that ends between the two reads shows in the list). `fresh`: the list must be
-/// read now, not taken from a read shared moments ago (a decision about creating rests on
-/// it).
+/// creation that ends between the two reads shows in the list). `not_before`: the list must
+/// have been read from then on (after this resource's last write, or now when a decision
+/// about creating rests on it); otherwise a list read moments ago for another resource serves.
 async fn observe(
     api: &ExchangeApi,
     with_pending: bool,
-    fresh: bool,
+    not_before: Option<tokio::time::Instant>,
 ) -> Result<ObservedConnectors, OvhError> {
-    let pending_creations = if with_pending {
-        Some(
-            api.pending_tasks(Some("addSendConnector"))
-                .await?
-                .into_iter()
-                .map(|t| t.id)
-                .collect(),
-        )
+    let (pending_creations, not_before) = if with_pending {
+        let asked = tokio::time::Instant::now();
+        let tasks = api.pending_tasks(Some("addSendConnector")).await?;
+        (Some(tasks.into_iter().map(|t| t.id).collect()), Some(asked))
     } else {
-        None
+        (None, not_before)
     };
-    let connectors = if fresh || with_pending {
-        api.list_send_connectors_fresh().await?
-    } else {
-        api.list_send_connectors().await?
-    };
+    let connectors = api.list_send_connectors_since(not_before).await?.connectors;
     Ok(ObservedConnectors {
         connectors,
         pending_creations,
+    })
+}
+
+/// Whether the list shows the connector this resource holds or its own create made.
+fn sees_own(memory: &ConnectorMemory, observed: &ObservedConnectors) -> bool {
+    observed.connectors.iter().any(|c| {
+        memory.connector_id == Some(c.id)
+            || memory
+                .creation
+                .as_ref()
+                .is_some_and(|intent| intent.display_name == c.display_name)
     })
 }
 
@@ -563,8 +634,9 @@ async fn converge(
     if sc.annotations().get(RECONCILE_REQUESTED_AT_ANNOTATION)
         != status.last_handled_reconcile_at.as_ref()
     {
-        api.forget_shared_reads();
+        api.forget_shared_reads().await;
     }
+    let uid = sc.uid().unwrap_or_default();
     if let Some(done) = poll_task(sc, ctx, &api, status).await? {
         return Ok(done);
     }
@@ -578,10 +650,16 @@ async fn converge(
     let desired = desired(sc, password_version);
     let memory = memory(sc, status, ctx.config.ovh.timeout);
     let generation = sc.meta().generation.unwrap_or_default();
-    let mut observed = observe(&api, false, memory.creation.is_some()).await?;
+    let started = tokio::time::Instant::now();
+    let mut observed = observe(&api, false, ctx.lists_after(&uid)).await?;
     let mut step = plan(&desired, &memory, &observed, generation);
+    if memory.creation.is_some() && !sees_own(&memory, &observed) {
+        // This resource's own create may be on OVH: only a list read now may say it is not.
+        observed = observe(&api, false, Some(started)).await?;
+        step = plan(&desired, &memory, &observed, generation);
+    }
     if step == ConnectorStep::ReadPendingCreations {
-        observed = observe(&api, true, true).await?;
+        observed = observe(&api, true, None).await?;
         step = plan(&desired, &memory, &observed, generation);
     }
     tracing::debug!(resource = %sc.name_any(), ?memory, ?step, "planned");
@@ -680,7 +758,6 @@ async fn converge(
             // The password goes in this POST: if the answer is lost but OVH applied it, the
             // connector has exactly this authentication, so it need not be pushed again.
             status.applied_authentication = Some(applied(&desired.auth, key_name));
-            let uid = sc.uid().unwrap_or_default();
             let old: Option<SendConnectorStatus> =
                 ctx.remembered_status(&uid).or_else(|| sc.status.clone());
             write_status(k8s, &sc.name_any(), old.as_ref(), status).await?;
@@ -689,11 +766,12 @@ async fn converge(
                 "no connector named {:?} on the service",
                 create.display_name
             );
-            match api
+            let answer = api
                 .create_send_connector(&create.body(pw))
                 .instrument(write_span(&why))
-                .await
-            {
+                .await;
+            ctx.needs_lists_after(&uid, tokio::time::Instant::now());
+            match answer {
                 Ok(task) => {
                     if let Some(c) = status.creation.as_mut() {
                         c.task_id = Some(task.id);
@@ -753,7 +831,9 @@ async fn converge(
             let answered = api
                 .update_send_connector(id, &update)
                 .instrument(write_span(&why))
-                .await?;
+                .await;
+            ctx.needs_lists_after(&uid, tokio::time::Instant::now());
+            let answered = answered?;
             // OVH answers the PUT without its task: the connector names it.
             let task = match answered {
                 Some(task) => Some((task.id, task.status.to_string())),
@@ -828,7 +908,9 @@ async fn converge(
                     &ConnectorStep::change_authentication_body(mechanism, user, pw),
                 )
                 .instrument(write_span(&why))
-                .await?;
+                .await;
+            ctx.needs_lists_after(&uid, tokio::time::Instant::now());
+            let task = task?;
             status.pending_task = Some(PendingTask {
                 id: task.id,
                 function: "changeAuthentication".into(),
@@ -915,11 +997,17 @@ async fn cleanup(
     }
     let memory = memory(sc, status, ctx.config.ovh.timeout);
     let others = held_by_others(sc, ctx);
-    let fresh = memory.creation.is_some();
-    let mut observed = observe(&api, false, fresh).await?;
+    let uid = sc.uid().unwrap_or_default();
+    let not_before = if memory.creation.is_some() {
+        // Whether its own create is on OVH decides what there is to delete: read now.
+        Some(tokio::time::Instant::now())
+    } else {
+        ctx.lists_after(&uid)
+    };
+    let mut observed = observe(&api, false, not_before).await?;
     let mut step = plan_deletion(&memory, &observed, &others);
     if step == DeletionStep::ReadPendingCreations {
-        observed = observe(&api, true, true).await?;
+        observed = observe(&api, true, None).await?;
         step = plan_deletion(&memory, &observed, &others);
     }
     match step {
@@ -949,13 +1037,7 @@ async fn cleanup(
             },
             soon(),
         ))),
-        DeletionStep::Delete { id } => match api
-            .delete_send_connector(id)
-            .instrument(write_span(
-                "the resource was deleted with deletionPolicy Delete",
-            ))
-            .await
-        {
+        DeletionStep::Delete { id } => match delete_connector(ctx, &api, &uid, id).await {
             Ok(task) => {
                 status.pending_task = Some(PendingTask {
                     id: task.id,
@@ -990,4 +1072,21 @@ async fn cleanup(
             Err(e) => Err(e.into()),
         },
     }
+}
+
+/// `DELETE …/sendConnector/{id}`; lists planned on afterwards are read after it.
+async fn delete_connector(
+    ctx: &Context,
+    api: &ExchangeApi,
+    uid: &str,
+    id: i64,
+) -> Result<crate::ovh::model::Task, OvhError> {
+    let answer = api
+        .delete_send_connector(id)
+        .instrument(write_span(
+            "the resource was deleted with deletionPolicy Delete",
+        ))
+        .await;
+    ctx.needs_lists_after(uid, tokio::time::Instant::now());
+    answer
 }

@@ -38,8 +38,12 @@ pub struct ControllerConfig {
     /// Per-object backoff after retryable errors: first delay and cap.
     pub backoff_base: Duration,
     pub backoff_max: Duration,
-    /// How often a running OVH task is polled.
+    /// The first poll of a running OVH task comes this long after it started; later polls
+    /// wait as long as the task has run so far (so a task is polled about log2(its length)
+    /// times), up to [`ControllerConfig::task_poll_max`].
     pub task_poll: Duration,
+    /// The longest wait between two polls of a running task.
+    pub task_poll_max: Duration,
     /// Plan only: read OVH, report the calls that would be made in `status.plan` and Events,
     /// write nothing to OVH.
     pub dry_run: bool,
@@ -63,7 +67,8 @@ impl Default for ControllerConfig {
             stalled_retry: Duration::from_secs(3600),
             backoff_base: Duration::from_secs(5),
             backoff_max: Duration::from_secs(300),
-            task_poll: Duration::from_secs(5),
+            task_poll: Duration::from_secs(1),
+            task_poll_max: Duration::from_secs(30),
             dry_run: false,
             telemetry: Telemetry::default(),
             leader_election: None,
@@ -72,6 +77,14 @@ impl Default for ControllerConfig {
 }
 
 impl ControllerConfig {
+    /// When to look again at a task that has been running for `elapsed`: after as long
+    /// again, between [`Self::task_poll`] and [`Self::task_poll_max`]. OVH tasks take from a
+    /// second to many minutes; polling in proportion to their age finds a short one fast and
+    /// spends few requests on a long one.
+    pub fn task_poll_after(&self, elapsed: Duration) -> Duration {
+        elapsed.clamp(self.task_poll, self.task_poll_max.max(self.task_poll))
+    }
+
     /// Whether resources of `namespace` may use the operator's default credentials.
     pub fn may_use_default_credentials(&self, namespace: &str) -> bool {
         self.default_credentials_namespaces
@@ -108,6 +121,13 @@ pub struct Context {
     /// Per object, Event type, reason and action: the note last published and the recorder
     /// it went through (see [`Context::recorder_for`]).
     pub(super) event_series: Mutex<HashMap<String, EventSeries>>,
+    /// Resources waiting for OVH tasks that carry no start time of their own (a binding's
+    /// account and domain writes), by key: since when.
+    pub(super) waiting_since: Mutex<HashMap<String, tokio::time::Instant>>,
+    /// Per SendConnector uid: the connector lists it may plan on start from this instant on
+    /// (its last write was answered, or its task seen ended, by then). A list read earlier
+    /// may not show its own change; other resources' lists serve it otherwise.
+    pub(super) lists_after: Mutex<HashMap<String, tokio::time::Instant>>,
 }
 
 /// The recorder of one Event series and the note it carries.
@@ -149,6 +169,8 @@ impl Context {
             failures: Mutex::default(),
             holds: Mutex::default(),
             event_series: Mutex::default(),
+            waiting_since: Mutex::default(),
+            lists_after: Mutex::default(),
         }
     }
 
@@ -344,6 +366,49 @@ impl Context {
         }
     }
 
+    /// When `key`, waiting for OVH tasks, looks again ([`ControllerConfig::task_poll_after`]
+    /// the time it has waited). `started`: its tasks started just now.
+    pub fn task_wait(&self, key: &str, started: bool) -> Duration {
+        let now = tokio::time::Instant::now();
+        let mut waiting = self
+            .waiting_since
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if started {
+            waiting.insert(key.to_owned(), now);
+        }
+        let since = *waiting.entry(key.to_owned()).or_insert(now);
+        drop(waiting);
+        self.config.task_poll_after(now - since)
+    }
+
+    /// The instant the connector lists `uid` plans on must be read from, if any.
+    pub fn lists_after(&self, uid: &str) -> Option<tokio::time::Instant> {
+        self.lists_after
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(uid)
+            .copied()
+    }
+
+    /// `uid` needs connector lists read from `at` on (`now` after a write of its own).
+    pub fn needs_lists_after(&self, uid: &str, at: tokio::time::Instant) {
+        let mut after = self
+            .lists_after
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let entry = after.entry(uid.to_owned()).or_insert(at);
+        *entry = (*entry).max(at);
+    }
+
+    /// `key` no longer waits for OVH tasks.
+    pub fn tasks_over(&self, key: &str) {
+        self.waiting_since
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(key);
+    }
+
     pub fn reset_backoff(&self, key: &str) {
         self.holds
             .lock()
@@ -377,6 +442,10 @@ impl Context {
 
     pub fn forget_status(&self, uid: &str) {
         self.statuses
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(uid);
+        self.lists_after
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(uid);

@@ -9,13 +9,14 @@ use super::model::{
     Account, AccountConnectorUpdate, ChangeAuthentication, ChangeDefaultSbr, Domain,
     NewSendConnector, SendConnector, SendConnectorUpdate, Task,
 };
-use super::shared_reads::{self, SharedReads};
+use super::shared_reads::{self, Listing, SharedReads};
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use reqwest::Method;
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
+use tokio::time::Instant;
 
 /// Route templates, as OVH's schema names them: the labels of logs, metrics and errors.
 pub mod routes {
@@ -94,6 +95,9 @@ pub struct ExchangeApi {
     prefix: String,
     features: Arc<ServerFeatures>,
     shared: Arc<SharedReads>,
+    /// When a connector write through this value (or a clone) was last answered: its own
+    /// lists are read after it, so it always sees its writes.
+    wrote_at: Arc<std::sync::Mutex<Option<Instant>>>,
 }
 
 /// Batch GETs are sent in chunks of this many keys, like OVH's own control panel.
@@ -138,6 +142,7 @@ impl ExchangeApi {
             prefix,
             features,
             shared,
+            wrote_at: Arc::default(),
         }
     }
 
@@ -185,8 +190,24 @@ impl ExchangeApi {
     /// Every connector of the service, in as few requests as the server allows; a list read
     /// moments ago by another caller of this client serves (see [`SharedReads`]).
     pub async fn list_send_connectors(&self) -> Result<Vec<SendConnector>, OvhError> {
+        Ok(self.list_send_connectors_since(None).await?.connectors)
+    }
+
+    /// Like [`ExchangeApi::list_send_connectors`], from a read started at `not_before` or
+    /// later: a caller that wrote passes when its write was answered, so the list shows it.
+    pub async fn list_send_connectors_since(
+        &self,
+        not_before: Option<Instant>,
+    ) -> Result<Listing, OvhError> {
+        let wrote_at = *self
+            .wrote_at
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let not_before = not_before.into_iter().chain(wrote_at).max();
         self.shared
-            .connectors(&self.shared_key(), || self.read_send_connectors())
+            .connectors(&self.shared_key(), not_before, || {
+                self.read_send_connectors()
+            })
             .await
     }
 
@@ -194,14 +215,16 @@ impl ExchangeApi {
     /// (what a decision about creating a connector must rest on); the answer then serves
     /// other readers.
     pub async fn list_send_connectors_fresh(&self) -> Result<Vec<SendConnector>, OvhError> {
-        self.shared.invalidate(&self.shared_key());
-        self.list_send_connectors().await
+        Ok(self
+            .list_send_connectors_since(Some(Instant::now()))
+            .await?
+            .connectors)
     }
 
     /// The next [`ExchangeApi::list_send_connectors`] reads OVH, whatever was read moments ago
     /// (for a reconcile someone asked for).
-    pub fn forget_shared_reads(&self) {
-        self.shared.invalidate(&self.shared_key());
+    pub async fn forget_shared_reads(&self) {
+        self.shared.invalidate(&self.shared_key()).await;
     }
 
     async fn read_send_connectors(&self) -> Result<Vec<SendConnector>, OvhError> {
@@ -213,14 +236,19 @@ impl ExchangeApi {
         self.get_send_connectors(&ids).await
     }
 
-    /// A connector write: whatever its outcome (an answer may be lost after OVH applied it),
-    /// the next list is read afresh.
+    /// A connector write. The lists other readers share are not thrown away: lists read
+    /// through this value are read after the write (whatever its outcome: an answer may be
+    /// lost after OVH applied it), and a caller that plans on lists later says so with
+    /// [`ExchangeApi::list_send_connectors_since`].
     async fn connector_write<T>(&self, call: &Call) -> Result<T, OvhError>
     where
         T: DeserializeOwned,
     {
         let result = self.client.call(call).await;
-        self.shared.invalidate(&self.shared_key());
+        *self
+            .wrote_at
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
         result
     }
 
