@@ -1,0 +1,170 @@
+//! What convergence costs in OVH requests, and that creations on one service run side by side
+//! without ever producing a duplicate: real controllers, the in-memory Kubernetes API and the
+//! simulator, under its default and its strict switches.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use kube::api::PostParams;
+use ovh_simulator::{FaultKind, FaultRule, Faults};
+use sendconnector_operator::crd::SendConnector;
+use serde_json::Value;
+use std::time::Duration;
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// Tasks long enough (3 s) that creations made one after the other could not overlap.
+const SLOW_TASKS: &str = "tasks: {todoSeconds: 1.5, doingSeconds: 1.5}";
+
+fn strict(h: &Harness) {
+    h.sim.sim().update_settings(|s| {
+        s.list_connector_when_created = true;
+        s.reject_mutation_while_pending = true;
+        s.task_list_includes_finished = false;
+    });
+}
+
+/// The seed of the scenarios with other task durations.
+fn seed_with(tasks: &str) -> String {
+    let base = SEED
+        .lines()
+        .filter(|l| !l.starts_with("tasks:"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    format!("{base}\n{tasks}\n")
+}
+
+fn names(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("relay-{i:02}")).collect()
+}
+
+async fn create_all(h: &Harness, names: &[String]) {
+    for name in names {
+        h.connectors()
+            .create(&PostParams::default(), &connector_manifest(name))
+            .await
+            .unwrap();
+    }
+}
+
+/// The creation task of a Ready SendConnector, as the simulator holds it: (queued, finished)
+/// instants.
+fn creation_span(h: &Harness, name: &str) -> (jiff::Timestamp, jiff::Timestamp) {
+    let sc = h.object::<SendConnector>(name);
+    let id = sc["status"]["lastTask"]["id"].as_i64().unwrap();
+    assert_eq!(sc["status"]["lastTask"]["function"], "addSendConnector");
+    let task = h.sim.sim().task(ORG, ORG, id).expect("the task is kept");
+    let at = |field: &str| -> jiff::Timestamp {
+        task[field]
+            .as_str()
+            .unwrap_or_else(|| panic!("{field} of {task}"))
+            .parse()
+            .unwrap()
+    };
+    (at("todoDate"), at("finishDate"))
+}
+
+fn displayed(h: &Harness) -> Vec<String> {
+    let mut all: Vec<String> = h
+        .sim
+        .sim()
+        .connectors(ORG, ORG)
+        .iter()
+        .map(|c: &Value| c["displayName"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    all.sort();
+    all
+}
+
+async fn creations_overlap_and_cost_about_two_requests_each(strict_switches: bool) {
+    let mut h = Harness::start_idle_seeded(&seed_with(SLOW_TASKS)).await;
+    if strict_switches {
+        strict(&h);
+    }
+    let names = names(10);
+    create_all(&h, &names).await;
+    h.start_controller(HOUR);
+    for name in &names {
+        h.wait_ready::<SendConnector>(name).await;
+    }
+    assert_eq!(displayed(&h), names, "one connector per resource");
+    // Side by side: every creation was queued before the first one ended.
+    let spans: Vec<_> = names.iter().map(|n| creation_span(&h, n)).collect();
+    let last_queued = spans.iter().map(|s| s.0).max().unwrap();
+    let first_done = spans.iter().map(|s| s.1).min().unwrap();
+    assert!(
+        last_queued < first_done,
+        "creations waited for each other: last queued {last_queued}, first done {first_done}"
+    );
+    let posts = h.count("POST", "/sendConnector");
+    let polls = h.count("GET", "/task/{id}");
+    let lists = h.count("GET", "/sendConnector");
+    let total: u64 = h.sim.sim().counters().values().sum();
+    eprintln!("posts {posts}, task polls {polls}, lists {lists}, all {total}");
+    assert_eq!(posts, 10);
+    // Each task is read once it has left its object; while it runs, the shared list says so
+    // for all of them. With the strict switches a new connector is not listed while it is
+    // created, so its task is polled until it ends (about log2(3 s / 100 ms) times).
+    let poll_bound = if strict_switches { 10 * 7 } else { 10 + 5 };
+    assert!(polls <= poll_bound, "{polls} task polls");
+    assert!(lists <= 25, "{lists} connector lists for 10 creations");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn creations_on_one_service_run_side_by_side() {
+    creations_overlap_and_cost_about_two_requests_each(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn creations_on_one_service_run_side_by_side_under_the_strict_switches() {
+    creations_overlap_and_cost_about_two_requests_each(true).await;
+}
+
+/// A lost answer to one POST while nine other creations run: the resource that lost it waits
+/// for its own create (never for the others'), and nothing is created twice.
+async fn a_lost_create_answer_among_others(strict_switches: bool) {
+    let mut h = Harness::start_idle_seeded(&seed_with(SLOW_TASKS)).await;
+    if strict_switches {
+        strict(&h);
+    }
+    h.sim.sim().set_faults(Faults {
+        latency_ms: 0,
+        seed: None,
+        rules: vec![
+            FaultRule::new(FaultKind::LoseResponse)
+                .method("POST")
+                .path_contains("/sendConnector")
+                .times(2),
+        ],
+    });
+    let names = names(10);
+    create_all(&h, &names).await;
+    h.start_controller(HOUR);
+    for name in &names {
+        h.wait_ready::<SendConnector>(name).await;
+    }
+    h.wait_ovh_settled().await;
+    assert_eq!(displayed(&h), names, "one connector per resource");
+    assert_eq!(
+        h.count("POST", "/sendConnector"),
+        10,
+        "a POST whose answer was lost is never sent again"
+    );
+    for name in &names {
+        let sc = h.object::<SendConnector>(name);
+        let id = sc["status"]["connectorId"].as_i64().unwrap();
+        let on_ovh = h.sim.sim().connector(ORG, ORG, id).unwrap();
+        assert_eq!(on_ovh["displayName"], name.as_str(), "{name} holds its own");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_create_answer_while_other_creations_run() {
+    a_lost_create_answer_among_others(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_create_answer_while_other_creations_run_under_the_strict_switches() {
+    a_lost_create_answer_among_others(true).await;
+}
