@@ -278,3 +278,45 @@ async fn reconciler_reports_and_the_end_of_the_controllers() {
     assert_eq!(status, 503);
     assert!(body.contains("the watch streams ended"), "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_binding_waiting_for_its_connector_counts_no_reconcile_error() {
+    let telemetry = Telemetry::default();
+    let base = serve(&telemetry).await;
+    let t = telemetry.clone();
+    let h = Harness::start_with(HOUR, move |c| c.telemetry = t.clone()).await;
+    h.bindings()
+        .create(
+            &PostParams::default(),
+            &binding_manifest("newsletter", "relay"),
+        )
+        .await
+        .unwrap();
+    h.wait_condition::<sendconnector_operator::crd::MailboxBinding>(
+        "newsletter",
+        "False",
+        "ConnectorNotReady",
+    )
+    .await;
+    h.connectors()
+        .create(&PostParams::default(), &connector_manifest("relay"))
+        .await
+        .unwrap();
+    h.wait_ready::<SendConnector>("relay").await;
+    h.wait_ready::<sendconnector_operator::crd::MailboxBinding>("newsletter")
+        .await;
+    let text = wait_metrics(&base, "the binding counted ready", |text| {
+        sample(
+            text,
+            r#"sendconnector_resources{kind="MailboxBinding",condition="ready"}"#,
+        ) == Some(1.0)
+    })
+    .await;
+    // A wait for another resource is not a failure: the error counter is for alerts.
+    let errors: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("sendconnector_reconcile_errors_total{"))
+        .filter(|l| !l.ends_with(" 0"))
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+}

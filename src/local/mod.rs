@@ -466,7 +466,7 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<Exit> {
                 burst: 50,
             };
             config.task_poll = Duration::from_millis(250);
-            config.task_poll_max = Duration::from_secs(2);
+            config.task_poll_max = Duration::from_millis(500);
         }
         Ovh::Real(_) => {
             if std::env::vars().any(|(k, _)| k.starts_with("OVH_")) {
