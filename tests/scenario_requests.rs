@@ -10,6 +10,7 @@ use kube::api::PostParams;
 use ovh_simulator::{FaultKind, FaultRule, Faults};
 use sendconnector_operator::crd::SendConnector;
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -167,4 +168,83 @@ async fn a_lost_create_answer_while_other_creations_run() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_create_answer_while_other_creations_run_under_the_strict_switches() {
     a_lost_create_answer_among_others(true).await;
+}
+
+/// Counts, per object name, the changes a watch on `api` sees (its creation excluded).
+fn count_changes<K>(api: kube::Api<K>) -> std::sync::Arc<std::sync::Mutex<BTreeMap<String, u32>>>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    use futures::StreamExt;
+    use kube::ResourceExt;
+    use kube::runtime::watcher;
+    let counts = std::sync::Arc::new(std::sync::Mutex::new(BTreeMap::new()));
+    let seen = counts.clone();
+    tokio::spawn(async move {
+        let mut events = watcher(api, watcher::Config::default()).boxed();
+        while let Some(event) = events.next().await {
+            if let Ok(watcher::Event::Apply(obj)) = event {
+                // The first sight is the creation; every later one is a write.
+                let mut counts = seen.lock().unwrap();
+                let n = counts.entry(obj.name_any()).or_insert(u32::MAX);
+                *n = n.wrapping_add(1);
+            }
+        }
+    });
+    counts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_convergence_costs_at_most_three_writes_per_resource() {
+    let accounts: Vec<String> = (0..10).map(|i| format!("user{i}@mydomain.ovh")).collect();
+    let seed = SEED.replace(
+        "accounts: [newsletter@mydomain.ovh, contact@mydomain.ovh]",
+        &format!("accounts: [{}]", accounts.join(", ")),
+    );
+    let mut h = Harness::start_idle_seeded(&seed).await;
+    // Tasks (0.15 s) end before the first poll, and the machine may be slow to run the
+    // first reconcile: only the writes convergence needs are counted.
+    h.tweak = Some(Box::new(|c| {
+        c.task_poll = Duration::from_millis(500);
+        c.announce_after = Duration::from_secs(30);
+    }));
+    let connector_writes = count_changes(h.connectors());
+    let binding_writes = count_changes(h.bindings());
+    // The watches are up before anything is created.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let names = names(5);
+    create_all(&h, &names).await;
+    for (i, name) in names.iter().enumerate() {
+        let mut mb = binding_manifest(&format!("binding-{i}"), name);
+        mb.spec.mailboxes = vec![accounts[2 * i].clone(), accounts[2 * i + 1].clone()];
+        mb.spec.default_for_domains = if i == 0 {
+            vec!["mydomain.ovh".into()]
+        } else {
+            Vec::new()
+        };
+        h.bindings()
+            .create(&PostParams::default(), &mb)
+            .await
+            .unwrap();
+    }
+    h.start_controller(HOUR);
+    for (i, name) in names.iter().enumerate() {
+        h.wait_ready::<SendConnector>(name).await;
+        h.wait_ready::<sendconnector_operator::crd::MailboxBinding>(&format!("binding-{i}"))
+            .await;
+    }
+    h.wait_ovh_settled().await;
+    // A moment of quiet shows any write convergence did not need.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let connectors = connector_writes.lock().unwrap().clone();
+    let bindings = binding_writes.lock().unwrap().clone();
+    assert_eq!(connectors.len(), 5, "{connectors:?}");
+    assert_eq!(bindings.len(), 5, "{bindings:?}");
+    // The finalizer, the intent recorded before the first OVH write, and Ready.
+    for (name, writes) in connectors.iter().chain(bindings.iter()) {
+        assert!(
+            *writes <= 3,
+            "{name}: {writes} writes ({connectors:?} {bindings:?})"
+        );
+    }
 }

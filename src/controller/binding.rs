@@ -6,8 +6,8 @@ use super::context::Context;
 use super::credentials::service_api;
 use super::error::Error;
 use super::lifecycle::{
-    add_finalizer, after_error, announce_start, has_finalizer, key_of, publish, remove_finalizer,
-    report,
+    add_finalizer, after_error, announced_if_slow, has_finalizer, key_of, needs_announcement,
+    publish, remove_finalizer, report,
 };
 use super::soon;
 use crate::crd::{
@@ -56,16 +56,18 @@ pub async fn reconcile(mb: Arc<MailboxBinding>, ctx: Arc<Context>) -> Result<Act
         Api::namespaced(ctx.client.clone(), &mb.namespace().unwrap_or_default());
     let key = key_of(&*mb);
     let uid = mb.uid().unwrap_or_default();
-    let mut old: Option<MailboxBindingStatus> =
+    let old: Option<MailboxBindingStatus> =
         ctx.remembered_status(&uid).or_else(|| mb.status.clone());
-    let mut status = old.clone().unwrap_or_default();
+    let mut status = ctx
+        .draft_status(&uid)
+        .or_else(|| old.clone())
+        .unwrap_or_default();
     let mut held_inputs: Option<String> = None;
     // The finalizer first: its patch is checked against the object's resourceVersion, which
     // a status write would change.
     if mb.meta().deletion_timestamp.is_none() && !has_finalizer(&*mb) {
         add_finalizer(&api, &*mb).await?;
     }
-    announce_start(&ctx, &api, &*mb, &mut old, &mut status).await?;
     let outcome = if mb.meta().deletion_timestamp.is_some() {
         if !has_finalizer(&*mb) {
             return Ok(Action::await_change());
@@ -86,7 +88,19 @@ pub async fn reconcile(mb: Arc<MailboxBinding>, ctx: Arc<Context>) -> Result<Act
         if let Some(wait) = ctx.held_for(&key, &inputs) {
             return Ok(Action::requeue(wait));
         }
-        let outcome = converge(&mb, &ctx, &mut status).await;
+        // Woken by its own status write while its tasks run: the poll is not due yet.
+        if let Some(wait) = ctx.poll_due(&key, &inputs) {
+            return Ok(Action::requeue(wait));
+        }
+        let base = needs_announcement(&mut status);
+        let outcome = announced_if_slow(
+            &ctx,
+            &api,
+            &*mb,
+            base,
+            Box::pin(converge(&mb, &ctx, &mut status)),
+        )
+        .await;
         held_inputs = Some(inputs);
         outcome
     };
@@ -103,7 +117,19 @@ pub async fn reconcile(mb: Arc<MailboxBinding>, ctx: Arc<Context>) -> Result<Act
         // change triggers this binding, so there is no backoff and no error to count.
         Err(e @ (Error::ConnectorNotReady(_) | Error::ConnectorMissing(_))) => {
             ctx.reset_backoff(&key);
-            (conditions::verdict_for(&e), Action::requeue(ctx.resync()))
+            let waited = ctx.waited(&format!("{key}#connector"));
+            let unreported = old.as_ref().is_none_or(|o| o.conditions.is_empty());
+            if unreported && waited < ctx.config.announce_after {
+                // A binding created with its connector usually finds it ready within
+                // moments: it says it waits only if it still does a little later.
+                ctx.defer_report(&uid);
+                (
+                    conditions::verdict_for(&e),
+                    Action::requeue(ctx.config.announce_after.saturating_sub(waited)),
+                )
+            } else {
+                (conditions::verdict_for(&e), Action::requeue(ctx.resync()))
+            }
         }
         Err(e) => (
             conditions::verdict_for(&e),
@@ -111,6 +137,7 @@ pub async fn reconcile(mb: Arc<MailboxBinding>, ctx: Arc<Context>) -> Result<Act
         ),
     };
     if let Some(inputs) = held_inputs {
+        ctx.poll_inputs(&key, &inputs);
         ctx.hold_inputs(&key, inputs);
     }
     report(&ctx, &api, &*mb, old.as_ref(), &mut status, &verdict).await?;
@@ -760,6 +787,15 @@ async fn converge(
         status.connector_id = Some(connector_id);
         record_targets(status, &p, &running);
         releasing.record(status, &running);
+        super::conditions::apply(
+            &mut status.conditions,
+            &Verdict::Progressing {
+                reason: reasons::PROGRESSING,
+                message: format!("{} bound; writing to OVH", p.bound_summary()),
+            },
+            mb.meta().generation,
+            &super::conditions::now(),
+        );
         let k8s: Api<MailboxBinding> =
             Api::namespaced(ctx.client.clone(), &mb.namespace().unwrap_or_default());
         super::conditions::write_status(&k8s, &mb.name_any(), old.as_ref(), status).await?;
@@ -823,12 +859,21 @@ async fn converge(
         ));
     }
     if !p.writes.is_empty() || !by_phase(Phase::Pending).is_empty() {
+        if !p.writes.is_empty() {
+            // What it attaches is on record; the task ids wait for the first poll, which
+            // often finds the tasks over already.
+            ctx.defer_report(&mb.uid().unwrap_or_default());
+        }
         return Ok((
             Verdict::Progressing {
                 reason: reasons::TASK_PENDING,
                 message: format!("{} bound; waiting for OVH", p.bound_summary()),
             },
-            Action::requeue(ctx.task_wait(&key, !p.writes.is_empty())),
+            {
+                let wait = ctx.task_wait(&key, !p.writes.is_empty());
+                ctx.poll_later(&key, wait);
+                Action::requeue(wait)
+            },
         ));
     }
     ctx.tasks_over(&key);

@@ -5,8 +5,8 @@ use super::context::Context;
 use super::credentials::{password, service_api};
 use super::error::Error;
 use super::lifecycle::{
-    add_finalizer, after_error, announce_start, has_finalizer, key_of, publish, remove_finalizer,
-    report,
+    add_finalizer, after_error, announced_if_slow, has_finalizer, key_of, needs_announcement,
+    publish, remove_finalizer, report,
 };
 use super::soon;
 use crate::crd::{
@@ -59,16 +59,18 @@ pub async fn reconcile(sc: Arc<SendConnector>, ctx: Arc<Context>) -> Result<Acti
         Api::namespaced(ctx.client.clone(), &sc.namespace().unwrap_or_default());
     let key = key_of(&*sc);
     let uid = sc.uid().unwrap_or_default();
-    let mut old: Option<SendConnectorStatus> =
+    let old: Option<SendConnectorStatus> =
         ctx.remembered_status(&uid).or_else(|| sc.status.clone());
-    let mut status = old.clone().unwrap_or_default();
+    let mut status = ctx
+        .draft_status(&uid)
+        .or_else(|| old.clone())
+        .unwrap_or_default();
     let deleting = sc.meta().deletion_timestamp.is_some();
     // The finalizer first: its patch is checked against the object's resourceVersion, which
     // a status write would change.
     if !deleting && !has_finalizer(&*sc) {
         add_finalizer(&api, &*sc).await?;
     }
-    announce_start(&ctx, &api, &*sc, &mut old, &mut status).await?;
     let mut held_inputs: Option<String> = None;
     let outcome = if deleting {
         if !has_finalizer(&*sc) {
@@ -89,7 +91,19 @@ pub async fn reconcile(sc: Arc<SendConnector>, ctx: Arc<Context>) -> Result<Acti
         if let Some(wait) = ctx.held_for(&key, &inputs) {
             return Ok(Action::requeue(wait));
         }
-        let outcome = converge(&sc, &ctx, &api, &mut status).await;
+        // Woken by its own status write while its tasks run: the poll is not due yet.
+        if let Some(wait) = ctx.poll_due(&key, &inputs) {
+            return Ok(Action::requeue(wait));
+        }
+        let base = needs_announcement(&mut status);
+        let outcome = announced_if_slow(
+            &ctx,
+            &api,
+            &*sc,
+            base,
+            Box::pin(converge(&sc, &ctx, &api, &mut status)),
+        )
+        .await;
         held_inputs = Some(inputs);
         outcome
     };
@@ -120,6 +134,7 @@ pub async fn reconcile(sc: Arc<SendConnector>, ctx: Arc<Context>) -> Result<Acti
         }
     };
     if let Some(inputs) = held_inputs {
+        ctx.poll_inputs(&key, &inputs);
         ctx.hold_inputs(&key, inputs);
     }
     report(&ctx, &api, &*sc, old.as_ref(), &mut status, &verdict).await?;
@@ -308,6 +323,13 @@ pub(super) fn write_span(why: &str) -> tracing::Span {
     tracing::info_span!("ovh_write", why = %why)
 }
 
+/// Looks at `sc`'s task again in `wait`; a reconcile woken sooner by its own status write
+/// waits on (see [`Context::poll_due`]).
+fn poll_in(ctx: &Context, sc: &SendConnector, wait: Duration) -> Action {
+    ctx.poll_later(&key_of(sc), wait);
+    Action::requeue(wait)
+}
+
 /// How long a task recorded at `since` has been running (zero when unknown).
 pub(super) fn running_for(
     since: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
@@ -356,8 +378,13 @@ async fn poll_task(
     // While the task runs, its object names it (`taskPendingId`): one list shared by every
     // resource of the service says so for all of them, and only a task that has left its
     // object costs a read of its own, to learn how it ended.
+    let interval = ctx
+        .config
+        .task_poll_after(running_for(pending.since.as_ref()));
+    // A list from the second half of the interval since the last look: older, it may show
+    // the task as it was before.
     let recent = tokio::time::Instant::now()
-        .checked_sub(ctx.config.task_poll)
+        .checked_sub(interval / 2)
         .into_iter()
         .chain(ctx.lists_after(&uid))
         .max();
@@ -381,10 +408,7 @@ async fn poll_task(
                         pending.id, pending.function, pending.status
                     ),
                 },
-                Action::requeue(
-                    ctx.config
-                        .task_poll_after(running_for(pending.since.as_ref())),
-                ),
+                poll_in(ctx, sc, interval),
             )));
         }
     }
@@ -425,7 +449,9 @@ async fn follow_task(
                         task.id, task.function, task.status
                     ),
                 },
-                Action::requeue(
+                poll_in(
+                    ctx,
+                    sc,
                     ctx.config
                         .task_poll_after(running_for(pending.since.as_ref())),
                 ),
@@ -705,7 +731,7 @@ async fn converge(
                             reason: reasons::TASK_PENDING,
                             message: reason,
                         },
-                        Action::requeue(ctx.config.task_poll),
+                        poll_in(ctx, sc, ctx.config.task_poll),
                     ));
                 }
             }
@@ -760,6 +786,15 @@ async fn converge(
             // The password goes in this POST: if the answer is lost but OVH applied it, the
             // connector has exactly this authentication, so it need not be pushed again.
             status.applied_authentication = Some(applied(&desired.auth, key_name));
+            conditions::apply(
+                &mut status.conditions,
+                &Verdict::Progressing {
+                    reason: reasons::PROGRESSING,
+                    message: format!("creating OVH connector {:?}", create.display_name),
+                },
+                sc.meta().generation,
+                &now(),
+            );
             let old: Option<SendConnectorStatus> =
                 ctx.remembered_status(&uid).or_else(|| sc.status.clone());
             write_status(k8s, &sc.name_any(), old.as_ref(), status).await?;
@@ -775,6 +810,9 @@ async fn converge(
             ctx.needs_lists_after(&uid, tokio::time::Instant::now());
             match answer {
                 Ok(task) => {
+                    // The intent is on record; the task id waits for the first poll, which
+                    // often finds the task over already.
+                    ctx.defer_report(&uid);
                     if let Some(c) = status.creation.as_mut() {
                         c.task_id = Some(task.id);
                     }
@@ -802,7 +840,7 @@ async fn converge(
                             reason: reasons::TASK_PENDING,
                             message: format!("OVH task {} (addSendConnector) started", task.id),
                         },
-                        Action::requeue(ctx.config.task_poll),
+                        poll_in(ctx, sc, ctx.config.task_poll),
                     ))
                 }
                 Err(e) => {
@@ -853,6 +891,8 @@ async fn converge(
                     status: task_status.clone(),
                     since: Some(now()),
                 });
+                // Written at the first poll if the task still runs then.
+                ctx.defer_report(&uid);
             }
             let (reason, note) = match cause {
                 Cause::Drift => (
@@ -877,7 +917,7 @@ async fn converge(
                             "OVH task {task_id} ({SET_SEND_CONNECTOR}) started: updating {fields}"
                         ),
                     },
-                    Action::requeue(ctx.config.task_poll),
+                    poll_in(ctx, sc, ctx.config.task_poll),
                 ),
                 None => (
                     Verdict::Progressing {
@@ -919,6 +959,7 @@ async fn converge(
                 status: task.status.to_string(),
                 since: Some(now()),
             });
+            ctx.defer_report(&uid);
             status.applied_authentication = Some(applied(&desired.auth, key_name));
             publish(
                 ctx,
@@ -937,7 +978,7 @@ async fn converge(
                     reason: reasons::TASK_PENDING,
                     message: format!("OVH task {} (changeAuthentication) started", task.id),
                 },
-                Action::requeue(ctx.config.task_poll),
+                poll_in(ctx, sc, ctx.config.task_poll),
             ))
         }
     }
@@ -1061,7 +1102,7 @@ async fn cleanup(
                         reason: reasons::DELETING,
                         message: format!("OVH task {} (deleteSendConnector) started", task.id),
                     },
-                    Action::requeue(ctx.config.task_poll),
+                    poll_in(ctx, sc, ctx.config.task_poll),
                 )))
             }
             Err(e) if e.is_not_found() => Ok(Some((

@@ -44,6 +44,9 @@ pub struct ControllerConfig {
     pub task_poll: Duration,
     /// The longest wait between two polls of a running task.
     pub task_poll_max: Duration,
+    /// How long a new resource's first reconcile may take before its status says it waits
+    /// for OVH (most finish sooner and need no such write).
+    pub announce_after: Duration,
     /// Plan only: read OVH, report the calls that would be made in `status.plan` and Events,
     /// write nothing to OVH.
     pub dry_run: bool,
@@ -69,6 +72,7 @@ impl Default for ControllerConfig {
             backoff_max: Duration::from_secs(300),
             task_poll: Duration::from_secs(1),
             task_poll_max: Duration::from_secs(30),
+            announce_after: Duration::from_secs(1),
             dry_run: false,
             telemetry: Telemetry::default(),
             leader_election: None,
@@ -128,6 +132,14 @@ pub struct Context {
     /// (its last write was answered, or its task seen ended, by then). A list read earlier
     /// may not show its own change; other resources' lists serve it otherwise.
     pub(super) lists_after: Mutex<HashMap<String, tokio::time::Instant>>,
+    /// Per object uid: a status computed but not written yet (a task just started, which
+    /// may well be over at the next poll), and whether the current reconcile's report is to
+    /// be kept as such a draft.
+    pub(super) drafts: Mutex<HashMap<String, (serde_json::Value, bool)>>,
+    /// Resources waiting for the next poll of their OVH tasks, by key: until when, and what
+    /// they depended on then (as for `holds`). A reconcile triggered before, by the
+    /// resource's own status write, neither reads OVH nor writes status.
+    pub(super) polls: Mutex<HashMap<String, (String, tokio::time::Instant)>>,
 }
 
 /// The recorder of one Event series and the note it carries.
@@ -171,6 +183,8 @@ impl Context {
             event_series: Mutex::default(),
             waiting_since: Mutex::default(),
             lists_after: Mutex::default(),
+            drafts: Mutex::default(),
+            polls: Mutex::default(),
         }
     }
 
@@ -401,12 +415,65 @@ impl Context {
         *entry = (*entry).max(at);
     }
 
-    /// `key` no longer waits for OVH tasks.
-    pub fn tasks_over(&self, key: &str) {
-        self.waiting_since
+    /// `key` looks at its tasks again in `wait`, not before (unless what it depends on
+    /// changes: see [`Context::poll_due`]).
+    pub fn poll_later(&self, key: &str, wait: Duration) {
+        let until = tokio::time::Instant::now() + wait;
+        self.polls
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(key);
+            .insert(key.to_owned(), (String::new(), until));
+    }
+
+    /// How long `key` still waits for its next task poll, if what it depends on is as it
+    /// was (`inputs`) when the poll was set; `None` when it is due (or never set).
+    pub fn poll_due(&self, key: &str, inputs: &str) -> Option<Duration> {
+        let mut polls = self
+            .polls
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (set_inputs, until) = polls.get(key)?;
+        let now = tokio::time::Instant::now();
+        if set_inputs == inputs && now < *until {
+            Some(*until - now)
+        } else {
+            polls.remove(key);
+            None
+        }
+    }
+
+    /// Records what the poll `key` set during this reconcile depends on.
+    pub fn poll_inputs(&self, key: &str, inputs: &str) {
+        if let Some(entry) = self
+            .polls
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get_mut(key)
+        {
+            if entry.0.is_empty() {
+                inputs.clone_into(&mut entry.0);
+            }
+        }
+    }
+
+    /// How long `key` has waited for something, counted from the first call.
+    pub fn waited(&self, key: &str) -> Duration {
+        let now = tokio::time::Instant::now();
+        let mut waiting = self
+            .waiting_since
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        now - *waiting.entry(key.to_owned()).or_insert(now)
+    }
+
+    /// `key` no longer waits for OVH tasks, nor for anything else.
+    pub fn tasks_over(&self, key: &str) {
+        let mut waiting = self
+            .waiting_since
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        waiting.remove(key);
+        waiting.remove(&format!("{key}#connector"));
     }
 
     pub fn reset_backoff(&self, key: &str) {
@@ -440,7 +507,51 @@ impl Context {
         }
     }
 
+    /// The status `uid` computed last without writing it, if any: newer than what was
+    /// written.
+    pub fn draft_status<S: serde::de::DeserializeOwned>(&self, uid: &str) -> Option<S> {
+        let drafts = self
+            .drafts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        drafts
+            .get(uid)
+            .and_then(|(v, _)| serde_json::from_value(v.clone()).ok())
+    }
+
+    /// This reconcile of `uid` started a task: its report is kept as a draft, written by the
+    /// next poll if the task still runs then (and replaced by the outcome if it does not).
+    pub fn defer_report(&self, uid: &str) {
+        self.drafts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(uid.to_owned())
+            .or_insert((serde_json::Value::Null, false))
+            .1 = true;
+    }
+
+    /// Whether this reconcile's report of `uid` is deferred; keeps `status` as the draft if
+    /// so, and forgets any draft if not (the report writes it).
+    pub fn keep_draft<S: serde::Serialize>(&self, uid: &str, status: &S) -> bool {
+        let mut drafts = self
+            .drafts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if drafts.get(uid).is_some_and(|(_, deferred)| *deferred) {
+            if let Ok(v) = serde_json::to_value(status) {
+                drafts.insert(uid.to_owned(), (v, false));
+                return true;
+            }
+        }
+        drafts.remove(uid);
+        false
+    }
+
     pub fn forget_status(&self, uid: &str) {
+        self.drafts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(uid);
         self.statuses
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -130,34 +130,41 @@ pub fn after_error(ctx: &Context, kind: &str, key: &str, e: &Error) -> Action {
     }
 }
 
-/// A status with kstatus conditions and the bookkeeping every report carries.
-/// A resource without any condition yet says at once that it waits for OVH, which may take
-/// long to answer (or not answer at all); `old` then is what was written.
-pub async fn announce_start<K, S>(
+/// Runs `work` (a reconcile's OVH part). A resource without any condition yet that is still
+/// waiting after `announce_after` (OVH slow to answer, or not answering at all) says so in
+/// its status; one that converges sooner costs no write for it. `base`: its status before
+/// the reconcile, `None` when it needs no announcement. `work` is not polled while the
+/// announcement is written, so the two never write at once.
+pub async fn announced_if_slow<K, S, T>(
     ctx: &Context,
     api: &Api<K>,
     obj: &K,
-    old: &mut Option<S>,
-    status: &mut S,
-) -> Result<(), Error>
+    base: Option<S>,
+    work: impl Future<Output = T>,
+) -> T
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
-    S: Report + Clone,
+    S: Report,
 {
-    if !status.conditions_mut().is_empty() || obj.meta().deletion_timestamp.is_some() {
-        return Ok(());
+    let Some(mut base) = base.filter(|_| obj.meta().deletion_timestamp.is_none()) else {
+        return work.await;
+    };
+    let mut work = std::pin::pin!(work);
+    tokio::select! {
+        out = &mut work => out,
+        () = tokio::time::sleep(ctx.config.announce_after) => {
+            if let Err(e) = announce(ctx, api, obj, &mut base).await {
+                tracing::warn!(resource = %obj.name_any(), error = %e, "could not say the resource waits for OVH");
+            }
+            work.await
+        }
     }
-    report(
-        ctx,
-        api,
-        obj,
-        old.as_ref(),
-        status,
-        &Verdict::waiting_for_ovh(),
-    )
-    .await?;
-    *old = Some(status.clone());
-    Ok(())
+}
+
+/// The status a reconcile starts from, and whether it still needs an announcement (no
+/// condition yet).
+pub fn needs_announcement<S: Report + Clone>(status: &mut S) -> Option<S> {
+    status.conditions_mut().is_empty().then(|| status.clone())
 }
 
 pub trait Report: Serialize + PartialEq {
@@ -186,7 +193,9 @@ impl Report for MailboxBindingStatus {
 }
 
 /// Puts the verdict into the status and writes it (server-side apply on `/status`) unless
-/// it equals `old`; the written status is remembered for the next reconcile.
+/// it equals `old`, or the reconcile deferred it ([`Context::defer_report`]: then it is kept
+/// as a draft for the next reconcile); the written status is remembered for the next
+/// reconcile.
 pub async fn report<K, S>(
     ctx: &Context,
     api: &Api<K>,
@@ -211,7 +220,29 @@ where
             .get(RECONCILE_REQUESTED_AT_ANNOTATION)
             .cloned(),
     );
+    let uid = obj.uid().unwrap_or_default();
+    if ctx.keep_draft(&uid, status) {
+        return Ok(());
+    }
     write_status(api, &obj.name_any(), old, status).await?;
+    ctx.remember_status(&uid, status);
+    Ok(())
+}
+
+/// Writes `status` with the waiting-for-OVH verdict, whatever the reconcile in progress
+/// decides about its own report.
+async fn announce<K, S>(ctx: &Context, api: &Api<K>, obj: &K, status: &mut S) -> Result<(), Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
+    S: Report,
+{
+    conditions::apply(
+        status.conditions_mut(),
+        &Verdict::waiting_for_ovh(),
+        obj.meta().generation,
+        &now(),
+    );
+    write_status(api, &obj.name_any(), None, status).await?;
     ctx.remember_status(&obj.uid().unwrap_or_default(), status);
     Ok(())
 }
