@@ -24,7 +24,11 @@ thread_local! {
 /// Evaluates every rule of `schema` on `object` (and `old` on update: transition rules run
 /// only then).
 pub fn evaluate(schema: &Value, object: &Value, old: Option<&Value>) -> Vec<RuleFailure> {
-    let Err(failures) = VALIDATOR.with(|v| v.validate(schema, object, old)) else {
+    // Upstream runs no rule on a null value: the rules of a nullable field set to null, and
+    // those below it, are skipped.
+    let object = without_nulls(object);
+    let old = old.map(without_nulls);
+    let Err(failures) = VALIDATOR.with(|v| v.validate(schema, &object, old.as_ref())) else {
         return Vec::new();
     };
     failures
@@ -72,6 +76,20 @@ pub fn evaluate(schema: &Value, object: &Value, old: Option<&Value>) -> Vec<Rule
             }
         })
         .collect()
+}
+
+/// A copy of `value` without the object fields that are null.
+fn without_nulls(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), without_nulls(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(without_nulls).collect()),
+        other => other.clone(),
+    }
 }
 
 /// The schema node holding `rule`, and the rule's `fieldPath`.

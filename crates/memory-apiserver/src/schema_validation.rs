@@ -165,6 +165,7 @@ fn actual_type(value: &Value) -> &'static str {
 fn validate_string(s: &str, schema: &Value, at: &Location, errors: &mut Vec<FieldError>) {
     let length = s.chars().count();
     let bad = |kind, detail: String| FieldError::new(kind, &at.field, Some(json!(s)), detail);
+    // kube-openapi reports the first of maxLength, minLength and pattern that fails.
     if let Some(max) = schema.get("maxLength").and_then(Value::as_u64)
         && length as u64 > max
     {
@@ -172,8 +173,7 @@ fn validate_string(s: &str, schema: &Value, at: &Location, errors: &mut Vec<Fiel
             ErrorType::TooLong,
             format!("may not be more than {max} bytes"),
         ));
-    }
-    if let Some(min) = schema.get("minLength").and_then(Value::as_u64)
+    } else if let Some(min) = schema.get("minLength").and_then(Value::as_u64)
         && (length as u64) < min
     {
         errors.push(bad(
@@ -183,8 +183,7 @@ fn validate_string(s: &str, schema: &Value, at: &Location, errors: &mut Vec<Fiel
                 at.subject()
             ),
         ));
-    }
-    if let Some(pattern) = schema.get("pattern").and_then(Value::as_str)
+    } else if let Some(pattern) = schema.get("pattern").and_then(Value::as_str)
         && compiled(pattern).is_some_and(|re| !re.is_match(s))
     {
         errors.push(bad(

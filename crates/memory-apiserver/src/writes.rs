@@ -473,7 +473,7 @@ fn validate_fields(
         return Err(ApiError::bad_request(format!(
             "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {}",
             kind.kind,
-            kind.api_version(),
+            kind.version,
             kind.kind,
             fields.join(", ")
         ))
