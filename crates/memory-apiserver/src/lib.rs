@@ -16,6 +16,7 @@ mod events;
 mod field_error;
 mod handlers;
 mod object;
+mod openapi;
 mod patch;
 mod protobuf;
 mod repr;

@@ -369,6 +369,48 @@ impl Drop for RealServer {
     }
 }
 
+/// The group version document both servers list in `/openapi/v3`.
+async fn openapi_document(client: &kube::Client) -> Value {
+    let root = send(
+        client,
+        "GET",
+        "/openapi/v3",
+        "application/json",
+        &Value::Null,
+    )
+    .await
+    .unwrap();
+    let url = root["paths"]["apis/sendconnector.io/v1alpha1"]["serverRelativeURL"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no sendconnector.io/v1alpha1 in /openapi/v3: {root}"))
+        .to_owned();
+    send(client, "GET", &url, "application/json", &Value::Null)
+        .await
+        .unwrap()
+}
+
+/// The kinds' schemas (what `kubectl explain` reads) must be the real server's.
+async fn openapi_differences(real: &kube::Client, memory: &kube::Client) -> Vec<String> {
+    let real = openapi_document(real).await;
+    let memory = openapi_document(memory).await;
+    let mut problems = Vec::new();
+    for name in [
+        "io.sendconnector.v1alpha1.SendConnector",
+        "io.sendconnector.v1alpha1.SendConnectorList",
+        "io.sendconnector.v1alpha1.MailboxBinding",
+        "io.sendconnector.v1alpha1.MailboxBindingList",
+    ] {
+        let real_schema = &real["components"]["schemas"][name];
+        let memory_schema = &memory["components"]["schemas"][name];
+        if real_schema.is_null() || real_schema != memory_schema {
+            problems.push(format!(
+                "OpenAPI v3 schema {name} differs:\n  real:   {real_schema}\n  memory: {memory_schema}"
+            ));
+        }
+    }
+    problems
+}
+
 #[test]
 fn the_corpus_holds_enough_cases() {
     let cases = corpus();
@@ -462,6 +504,7 @@ async fn the_in_memory_api_gives_the_real_servers_verdict_on_every_manifest() {
             )),
         }
     }
+    problems.extend(openapi_differences(&real_client, &memory_client).await);
     let rejected = cases.iter().filter(|c| c.expect.is_some()).count();
     eprintln!(
         "{} manifests ({rejected} invalid), {} disagreements, {same_message} refusals with the same messages",
