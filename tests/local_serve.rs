@@ -632,8 +632,9 @@ fn kubectl_explain_prints_the_field_docs_on_local_serve() {
             None,
         );
         let flat = out.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(flat.contains("GROUP: sendconnector.io"), "{out}");
         assert!(flat.contains("KIND: SendConnector"), "{out}");
-        assert!(flat.contains("VERSION: sendconnector.io/v1alpha1"), "{out}");
+        assert!(flat.contains("VERSION: v1alpha1"), "{out}");
         assert!(flat.contains(&authentication), "{out}");
         assert!(flat.contains(&mechanism), "{out}");
         for field in ["passwordSecretRef", "user"] {
