@@ -2,6 +2,12 @@
 //! and reported as upstream reports them: a rule's `reason` picks the error type, its
 //! `fieldPath` the field, and an invalid value shows the type of the node the rule is on.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash as _, Hasher as _};
+use std::rc::Rc;
+
+use kube::core::cel::CompiledSchema;
 use serde_json::{Value, json};
 
 use super::field_error::{ErrorType, FieldError};
@@ -19,6 +25,22 @@ pub struct RuleFailure {
 
 thread_local! {
     static VALIDATOR: kube::core::cel::Validator = kube::core::cel::Validator::new();
+    /// Compiled rules per schema: compiling takes milliseconds, and every write of a kind
+    /// evaluates the same rules.
+    static COMPILED: RefCell<HashMap<u64, Rc<CompiledSchema>>> = RefCell::new(HashMap::new());
+}
+
+fn compiled(schema: &Value) -> Rc<CompiledSchema> {
+    let mut hasher = DefaultHasher::new();
+    schema.to_string().hash(&mut hasher);
+    let key = hasher.finish();
+    COMPILED.with(|cache| {
+        cache
+            .borrow_mut()
+            .entry(key)
+            .or_insert_with(|| Rc::new(kube::core::cel::compile_schema(schema)))
+            .clone()
+    })
 }
 
 /// Evaluates every rule of `schema` on `object` (and `old` on update: transition rules run
@@ -28,7 +50,9 @@ pub fn evaluate(schema: &Value, object: &Value, old: Option<&Value>) -> Vec<Rule
     // those below it, are skipped.
     let object = without_nulls(object);
     let old = old.map(without_nulls);
-    let Err(failures) = VALIDATOR.with(|v| v.validate(schema, &object, old.as_ref())) else {
+    let Err(failures) =
+        VALIDATOR.with(|v| v.validate_compiled(&compiled(schema), &object, old.as_ref()))
+    else {
         return Vec::new();
     };
     failures
