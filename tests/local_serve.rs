@@ -586,3 +586,64 @@ fn the_readme_commands_apply_crds_and_examples_with_kubectl() {
     assert!(again.contains("(server dry run)"), "{again}");
     drop(local);
 }
+
+/// `description` of a field of the SendConnector schema in `crds/crds.yaml`, by JSON pointer.
+fn crd_description(pointer: &str) -> String {
+    let text =
+        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("crds/crds.yaml"))
+            .unwrap();
+    let crd: serde_json::Value =
+        serde_saphyr::from_str(text.split("\n---\n").next().unwrap()).unwrap();
+    let schema = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
+    schema.pointer(pointer).unwrap()["description"]
+        .as_str()
+        .unwrap()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn kubectl_explain_prints_the_field_docs_on_local_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    let mut local = Process::spawn(
+        &[
+            "local",
+            "--serve",
+            "127.0.0.1:0",
+            "--kubeconfig-out",
+            kubeconfig.to_str().unwrap(),
+            "--no-controller",
+        ],
+        &[],
+    );
+    local.wait_file(&kubeconfig);
+    let k = Kubectl {
+        kubeconfig,
+        cache: tempfile::tempdir().unwrap(),
+    };
+    let authentication = crd_description("/properties/spec/properties/authentication");
+    let mechanism =
+        crd_description("/properties/spec/properties/authentication/properties/mechanism");
+    for resource in ["sendconnector", "sendconn"] {
+        let out = k.ok(
+            &["explain", &format!("{resource}.spec.authentication")],
+            None,
+        );
+        let flat = out.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(flat.contains("GROUP: sendconnector.io"), "{out}");
+        assert!(flat.contains("KIND: SendConnector"), "{out}");
+        assert!(flat.contains("VERSION: v1alpha1"), "{out}");
+        assert!(flat.contains(&authentication), "{out}");
+        assert!(flat.contains(&mechanism), "{out}");
+        for field in ["passwordSecretRef", "user"] {
+            assert!(flat.contains(field), "{field} missing:\n{out}");
+        }
+    }
+    let missing = k.run(&["explain", "sendconnector.spec.nothing"], None);
+    assert!(
+        !missing.status.success(),
+        "an unknown field is not explained"
+    );
+}

@@ -158,7 +158,9 @@ async fn a_rename_after_a_lost_create_answer_renames_the_one_connector() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_changed_organization_or_service_is_stalled_not_a_second_connector() {
-    let h = Harness::start(HOUR).await;
+    // A cluster without the CRD's CEL rules lets these changes through; the operator must not.
+    let mut h = Harness::start_idle_unvalidated().await;
+    h.start_controller(HOUR);
     h.connectors()
         .create(&PostParams::default(), &connector_manifest("relay"))
         .await
@@ -168,7 +170,6 @@ async fn a_changed_organization_or_service_is_stalled_not_a_second_connector() {
     h.wait_ovh_settled().await;
     h.sim.sim().reset_counters();
 
-    // The in-memory API, like a cluster without the CRD's CEL rules, lets these through.
     for (patch, field) in [
         (
             json!({"spec": {"organization": "private-other-1"}}),
@@ -254,7 +255,8 @@ fn json_patch_merge(target: &mut Value, patch: &Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn undecodable_objects_are_reported_and_skipped() {
-    let mut h = Harness::start_idle().await;
+    // Objects the CRD refuses exist only where a looser CRD let them in.
+    let mut h = Harness::start_idle_unvalidated().await;
     // Stored before the operator starts: its first list holds them.
     for (name, patch) in [
         (
@@ -447,7 +449,7 @@ async fn a_terminal_error_costs_at_most_three_requests_per_safety_period() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_bad_input_corpus_is_refused_without_an_ovh_write() {
-    let mut h = Harness::start_idle().await;
+    let mut h = Harness::start_idle_unvalidated().await;
     // A real cluster refuses these at apply time (tests/crd.rs); here they are stored the way
     // a cluster without the CRD's rules would, and the operator must hold its ground.
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bad-input");

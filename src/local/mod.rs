@@ -13,7 +13,7 @@ use crate::crd::{self, MailboxBinding, SendConnector};
 use crate::ovh::{BudgetSettings, Credentials, Endpoint};
 use anyhow::Context as _;
 use base64::Engine;
-use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use memory_apiserver::ApiServer;
 use ovh_simulator::{RunningSimulator, Seed, Simulator, SimulatorConfig};
@@ -229,8 +229,12 @@ async fn apply(client: &kube::Client, object: &Value) -> anyhow::Result<()> {
         body["metadata"]["namespace"] = json!(namespace);
     }
     if api.get_opt(name).await?.is_none() {
-        let dynamic: DynamicObject = serde_json::from_value(body)?;
-        api.create(&PostParams::default(), &dynamic)
+        // As `kubectl apply` does: a field the schema does not know fails the create.
+        let request = http::Request::post(format!("{}?fieldValidation=Strict", api.resource_url()))
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(serde_json::to_vec(&body)?)?;
+        client
+            .request::<DynamicObject>(request)
             .await
             .with_context(|| format!("creating {} {namespace}/{name}", object["kind"]))?;
     } else {
@@ -253,7 +257,11 @@ async fn apply(client: &kube::Client, object: &Value) -> anyhow::Result<()> {
                 patch["data"] = json!(data);
                 patch.as_object_mut().map(|p| p.remove("stringData"));
             }
-            api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            let strict = PatchParams {
+                field_validation: Some(kube::api::ValidationDirective::Strict),
+                ..PatchParams::default()
+            };
+            api.patch(name, &strict, &Patch::Merge(&patch))
                 .await
                 .with_context(|| format!("updating {} {namespace}/{name}", object["kind"]))?;
         }

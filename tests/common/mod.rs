@@ -86,10 +86,24 @@ impl Harness {
 
     /// Like [`Harness::start_idle`], with another simulator seed (same credentials).
     pub async fn start_idle_seeded(seed: &str) -> Self {
+        Self::start_idle_with(seed, true).await
+    }
+
+    /// Like [`Harness::start_idle`], on a cluster whose CRDs carry no validation (as after a
+    /// looser CRD was applied), so that objects the real CRDs refuse can be stored.
+    pub async fn start_idle_unvalidated() -> Self {
+        Self::start_idle_with(SEED, false).await
+    }
+
+    async fn start_idle_with(seed: &str, validated: bool) -> Self {
         let resync = Duration::from_secs(3600);
         let k8s = ApiServer::new();
         for c in crd::crds() {
-            k8s.register_crd(&c);
+            if validated {
+                k8s.register_crd(&c);
+            } else {
+                k8s.register_crd_unvalidated(&c);
+            }
         }
         let client = k8s.client();
         let sim = Simulator::start(

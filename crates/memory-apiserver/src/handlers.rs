@@ -21,7 +21,7 @@ use super::status::{self, ApiError};
 use super::table::{self, IncludeObject};
 use super::watch::{self, WatchRequest};
 use super::writes::{self, FieldValidation, PatchKind, Subresource, Target, WriteOptions};
-use super::{ApiServer, deletion, discovery, events, protobuf, repr};
+use super::{ApiServer, deletion, discovery, events, openapi, protobuf, repr};
 
 /// Watches without `timeoutSeconds` end after this long, like upstream's 30–60 minutes.
 const DEFAULT_WATCH_TIMEOUT: Duration = Duration::from_secs(1800);
@@ -136,6 +136,13 @@ fn handle(server: &ApiServer, request: &Request<'_>) -> Result<Response, ApiErro
                 "",
             )
                 .into_response());
+        }
+        ["openapi", "v3"] => return Ok(ok(&openapi::root(&server.shared.lock().registry))),
+        ["openapi", "v3", "apis", group, version] => {
+            let document = openapi::group_version(&server.shared.lock().registry, group, version);
+            return document
+                .map(|doc| ok(&doc))
+                .ok_or_else(|| ApiError::unknown_path(request.path));
         }
         ["api", version, rest @ ..] => ("", *version, rest),
         ["apis", group, version, rest @ ..] => (*group, *version, rest),

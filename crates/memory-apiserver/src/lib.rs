@@ -8,20 +8,26 @@
 //! [`ApiServer::serve`].
 
 mod apply;
+mod cel_rules;
+mod defaulting;
 mod deletion;
 mod discovery;
 mod events;
+mod field_error;
 mod handlers;
 mod object;
+mod openapi;
 mod patch;
 mod protobuf;
 mod repr;
 mod resources;
 mod schema;
+mod schema_validation;
 mod selectors;
 mod status;
 mod store;
 pub mod table;
+mod validation;
 mod watch;
 mod writes;
 
@@ -132,14 +138,25 @@ impl ApiServer {
     }
 
     /// Starts serving the kinds of `crd` (and stores the CRD object, as `kubectl get crd`
-    /// would show it).
+    /// would show it). Writes of its kinds are defaulted and validated against the CRD's
+    /// schema and CEL rules, as a real API server does.
     pub fn register_crd(&self, crd: &CustomResourceDefinition) {
+        self.install_crd(crd, true);
+    }
+
+    /// Like [`ApiServer::register_crd`], but its kinds are only pruned of unknown fields,
+    /// never defaulted or validated: what a cluster holds after a looser version of the CRD
+    /// was applied, so that objects the real CRD refuses can be stored.
+    pub fn register_crd_unvalidated(&self, crd: &CustomResourceDefinition) {
+        self.install_crd(crd, false);
+    }
+
+    fn install_crd(&self, crd: &CustomResourceDefinition, validates: bool) {
         let Ok(body) = serde_json::to_value(crd) else {
             return;
         };
         let name = crd.metadata.name.clone().unwrap_or_default();
         self.write(|state| {
-            state.registry.register_crd(crd);
             let Some(kind) = state
                 .registry
                 .lookup("apiextensions.k8s.io", "v1", "customresourcedefinitions")
@@ -162,6 +179,8 @@ impl ApiServer {
             if let Err(error) = result {
                 tracing::warn!(%error, crd = %name, "storing the CRD object failed");
             }
+            // After storing it: storing a CRD registers its kinds with validation.
+            state.registry.register_crd(crd, validates);
         });
     }
 

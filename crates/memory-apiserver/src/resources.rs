@@ -44,6 +44,9 @@ pub struct ResourceKind {
     pub custom: bool,
     /// `openAPIV3Schema` of this version, when known.
     pub schema: Option<Value>,
+    /// Writes are defaulted and validated against `schema` and its CEL rules (only pruned
+    /// when `false`, as under a CRD without validation).
+    pub validates: bool,
     /// Short names, for discovery.
     pub short_names: Vec<String>,
     /// Categories (`kubectl get all`-style aliases), for discovery.
@@ -65,6 +68,7 @@ impl ResourceKind {
             tracks_generation: false,
             custom: false,
             schema: None,
+            validates: false,
             short_names: Vec::new(),
             categories: Vec::new(),
             printer_columns: PrinterColumn::for_builtin(group, kind),
@@ -175,8 +179,9 @@ impl Registry {
     }
 
     /// Serves every `served` version of `crd`, replacing earlier registrations of the same
-    /// group and plural. Returns the number of versions now served.
-    pub fn register_crd(&mut self, crd: &CustomResourceDefinition) -> usize {
+    /// group and plural; `validates` says whether writes are checked against the schema.
+    /// Returns the number of versions now served.
+    pub fn register_crd(&mut self, crd: &CustomResourceDefinition, validates: bool) -> usize {
         let spec = &crd.spec;
         let names = &spec.names;
         self.kinds
@@ -205,6 +210,7 @@ impl Registry {
                 tracks_generation: true,
                 custom: true,
                 schema,
+                validates,
                 short_names: names.short_names.clone().unwrap_or_default(),
                 categories: names.categories.clone().unwrap_or_default(),
                 printer_columns: PrinterColumn::for_crd_version(

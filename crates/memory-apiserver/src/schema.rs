@@ -3,8 +3,9 @@
 //! The real API server prunes fields its schema does not declare, or rejects them with 400 when
 //! the client asks for `fieldValidation=Strict` (kubectl does by default). Both come down to the
 //! same walk over `properties`, `additionalProperties` and `items`, honouring
-//! `x-kubernetes-preserve-unknown-fields`. Nodes that declare none of these are left alone so
-//! that a schema construct this walk does not know never loses data.
+//! `x-kubernetes-preserve-unknown-fields`. A typed node that declares no fields keeps none, as
+//! upstream; an untyped one is left alone so that a construct this walk does not know never
+//! loses data.
 
 use serde_json::Value;
 
@@ -67,6 +68,15 @@ fn walk(value: &mut Value, schema: &Value, path: &str, unknown: &mut Vec<String>
                 for (key, child) in map.iter_mut() {
                     walk(child, item_schema, &format!("{path}.{key}"), unknown);
                 }
+            } else if schema.get("type").is_some() && !preserve {
+                // A typed node that declares no fields (`type: integer` given an object, or a
+                // bare `type: object`) keeps none, as upstream prunes them.
+                let mut keys: Vec<String> = map.keys().cloned().collect();
+                keys.sort();
+                for key in keys {
+                    map.remove(&key);
+                    unknown.push(format!("{path}.{key}"));
+                }
             }
         }
         Value::Array(items) => {
@@ -99,7 +109,8 @@ mod tests {
                         "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}
                     }
                 },
-                "status": {"type": "object", "nullable": true}
+                "status": {"type": "object", "nullable": true, "x-kubernetes-preserve-unknown-fields": true},
+                "bare": {"type": "object"}
             }
         })
     }
@@ -120,11 +131,18 @@ mod tests {
     fn unknown_fields_are_pruned_and_reported() {
         let mut object = json!({
             "spec": {"size": 1, "bogus": 2, "items": [{"a": "x", "b": "y"}]},
-            "extra": true
+            "extra": true,
+            "bare": {"x": 1}
         });
         let mut unknown = prune_unknown_fields(&mut object, &schema());
         unknown.sort();
-        assert_eq!(unknown, ["extra", "spec.bogus", "spec.items[0].b"]);
-        assert_eq!(object, json!({"spec": {"size": 1, "items": [{"a": "x"}]}}));
+        assert_eq!(
+            unknown,
+            ["bare.x", "extra", "spec.bogus", "spec.items[0].b"]
+        );
+        assert_eq!(
+            object,
+            json!({"spec": {"size": 1, "items": [{"a": "x"}]}, "bare": {}})
+        );
     }
 }

@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use super::field_error::{FieldError, invalid_message};
 use super::resources::ResourceKind;
 
 /// A failed API call, rendered as a `Status` object with the matching HTTP code.
@@ -112,6 +113,30 @@ impl ApiError {
             ),
         )
         .with_name(kind, name)
+    }
+
+    /// 422 for a custom resource its schema or rules refuse: the message and `causes` of
+    /// upstream's `NewInvalid`, with the kind spelled `Kind.group`.
+    pub fn invalid_fields(kind: &ResourceKind, name: &str, errors: &[FieldError]) -> Self {
+        let qualified = if kind.group.is_empty() {
+            kind.kind.clone()
+        } else {
+            format!("{}.{}", kind.kind, kind.group)
+        };
+        let mut details = json!({
+            "name": name,
+            "kind": kind.kind,
+            "causes": errors.iter().map(FieldError::cause).collect::<Vec<_>>(),
+        });
+        if !kind.group.is_empty() {
+            details["group"] = json!(kind.group);
+        }
+        Self {
+            code: 422,
+            reason: "Invalid",
+            message: invalid_message(&qualified, name, errors),
+            details: Some(details),
+        }
     }
 
     /// 400 for a request that cannot be decoded or violates strict field validation.

@@ -9,6 +9,7 @@ use serde_json::{Map, Value, json};
 
 use super::State;
 use super::apply;
+use super::defaulting::apply_defaults;
 use super::deletion::{finish_namespace_if_empty, namespace_is_terminating};
 use super::object::{
     as_map, comparable, copy_metadata_fields, finalizers, is_terminating, meta_str, metadata_mut,
@@ -19,6 +20,7 @@ use super::resources::ResourceKind;
 use super::schema::prune_unknown_fields;
 use super::status::ApiError;
 use super::store::ObjectKey;
+use super::validation::{Scope, validate_custom_resource};
 
 /// Metadata only the server may set; kept from the stored object on every update.
 const SERVER_OWNED_METADATA: &[&str] = &[
@@ -184,6 +186,7 @@ pub fn create(
     if kind.tracks_generation {
         metadata.insert("generation".to_owned(), json!(1));
     }
+    default_and_validate(kind, &name, &mut body, None, Subresource::Main)?;
     let object = if options.dry_run {
         body
     } else {
@@ -314,6 +317,13 @@ fn finish_update(
     let kind = target.kind;
     stamp_type(kind, &mut updated);
     validate_fields(kind, target.name, &mut updated, options.field_validation)?;
+    default_and_validate(
+        kind,
+        target.name,
+        &mut updated,
+        Some(existing),
+        target.subresource,
+    )?;
     if is_terminating(existing) {
         let before = finalizers(existing);
         let added: Vec<String> = finalizers(&updated)
@@ -453,7 +463,8 @@ fn validate_fields(
     let Some(schema) = &kind.schema else {
         return Ok(());
     };
-    let unknown = prune_unknown_fields(object, schema);
+    let mut unknown = prune_unknown_fields(object, schema);
+    unknown.sort();
     if validation == FieldValidation::Strict && !unknown.is_empty() {
         let fields: Vec<String> = unknown
             .iter()
@@ -462,13 +473,37 @@ fn validate_fields(
         return Err(ApiError::bad_request(format!(
             "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {}",
             kind.kind,
-            kind.api_version(),
+            kind.version,
             kind.kind,
             fields.join(", ")
         ))
         .with_name(kind, name));
     }
     Ok(())
+}
+
+/// Custom resources under a validating CRD: schema defaults, then the schema and its CEL
+/// rules (transition rules against `old` on update).
+fn default_and_validate(
+    kind: &ResourceKind,
+    name: &str,
+    object: &mut Value,
+    old: Option<&Value>,
+    subresource: Subresource,
+) -> Result<(), ApiError> {
+    let Some(schema) = kind
+        .schema
+        .as_ref()
+        .filter(|_| kind.validates && kind.custom)
+    else {
+        return Ok(());
+    };
+    apply_defaults(object, schema);
+    let scope = match subresource {
+        Subresource::Main => Scope::Main,
+        Subresource::Status => Scope::Status,
+    };
+    validate_custom_resource(kind, name, object, old, scope)
 }
 
 /// Secrets: `stringData` is write-only sugar for base64 `data`, and `type` defaults to `Opaque`.
@@ -505,7 +540,7 @@ fn accept_crd(state: &mut State, name: &str, object: &mut Value) -> Result<(), A
     let crd: k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition =
         serde_json::from_value(object.clone())
             .map_err(|e| ApiError::bad_request(format!("invalid CustomResourceDefinition {name}: {e}")))?;
-    state.registry.register_crd(&crd);
+    state.registry.register_crd(&crd, true);
     let names = object
         .pointer("/spec/names")
         .cloned()
