@@ -616,7 +616,7 @@ fn ready_for_generation(obj: &Value) -> bool {
 /// Everything a campaign's operator said or wrote: logs, Events, every object's status.
 async fn everything_said(h: &Harness) -> String {
     let mut text = String::from_utf8_lossy(&logs().0.lock().unwrap()).into_owned();
-    for e in h.k8s.events() {
+    for e in h.events() {
         text.push_str(&e.to_string());
     }
     let connectors = h.connectors().list(&ListParams::default()).await.unwrap();

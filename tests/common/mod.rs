@@ -1,10 +1,22 @@
-//! The scenario harness: the in-memory Kubernetes API with both CRDs, the OVH simulator over
-//! HTTP, the credentials and password Secrets, and the real controllers.
+//! The scenario harness: a Kubernetes API with both CRDs (the in-memory one, or a real
+//! kube-apiserver: [`backend`]), the OVH simulator over HTTP, the credentials and password
+//! Secrets, and the real controllers.
+//!
+//! Each harness has a namespace of its own (`h.ns`): `mail` on the in-memory API, a unique
+//! name on a real API server, which the scenarios of several test processes share. There the
+//! controller watches only the harness's namespaces and runs as a ServiceAccount with the
+//! shipped RBAC ([`operator_identity`]); a request it sends that is refused with 403 fails the
+//! test.
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+pub mod backend;
+pub mod operator_identity;
+pub mod testenv;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PostParams};
 use kube::core::ApiResource;
+use backend::{Backend, Kind};
 use memory_apiserver::ApiServer;
 use ovh_simulator::{RunningSimulator, Seed, Simulator, SimulatorConfig};
 use sendconnector_operator::controller::{self, ControllerConfig};
@@ -15,6 +27,7 @@ use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
 pub const ORG: &str = "private-zz111111-1";
+/// The harness's namespace on the in-memory API.
 pub const NS: &str = "mail";
 
 pub const SEED: &str = r#"
@@ -38,8 +51,14 @@ tasks: {todoSeconds: 0.05, doingSeconds: 0.1}
 pub type Tweak = Box<dyn Fn(&mut ControllerConfig) + Send + Sync>;
 
 pub struct Harness {
-    pub k8s: ApiServer,
+    pub k8s: Backend,
+    /// A client with every right (the admin's on a real API server), for the test's own acts.
     pub client: kube::Client,
+    /// The harness's namespace: the resources', the Secrets', the Lease's.
+    pub ns: String,
+    /// Every namespace of the harness (`ns` first), the ones a controller watches on a real
+    /// API server.
+    pub namespaces: Vec<String>,
     pub sim: RunningSimulator,
     pub stop: Option<tokio::sync::oneshot::Sender<()>>,
     pub task: Option<tokio::task::JoinHandle<()>>,
@@ -86,12 +105,40 @@ impl Harness {
 
     /// Like [`Harness::start_idle`], with another simulator seed (same credentials).
     pub async fn start_idle_seeded(seed: &str) -> Self {
+        Self::start_idle_on(backend::selected(), seed).await
+    }
+
+    /// [`Harness::start_idle_seeded`] on a given backend.
+    pub async fn start_idle_on(kind: Kind, seed: &str) -> Self {
         let resync = Duration::from_secs(3600);
-        let k8s = ApiServer::new();
-        for c in crd::crds() {
-            k8s.register_crd(&c);
-        }
-        let client = k8s.client();
+        let (k8s, client, ns) = match kind {
+            Kind::Memory => {
+                let k8s = ApiServer::new();
+                for c in crd::crds() {
+                    k8s.register_crd(&c);
+                }
+                let client = k8s.client();
+                (Backend::Memory(k8s), client, NS.to_owned())
+            }
+            Kind::Real => {
+                let k8s = Backend::real();
+                let Backend::Real(real) = &k8s else {
+                    unreachable!()
+                };
+                let client =
+                    kube::Client::try_from(backend::real_config(&real.kubeconfig, None).await)
+                        .unwrap();
+                (k8s, client, unique_namespace())
+            }
+        };
+        let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+        namespaces
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap(),
+            )
+            .await
+            .unwrap();
         let sim = Simulator::start(
             SimulatorConfig {
                 seed: Seed::from_yaml(seed).unwrap(),
@@ -101,7 +148,7 @@ impl Harness {
         )
         .await
         .unwrap();
-        let secrets: Api<Secret> = Api::namespaced(client.clone(), NS);
+        let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
         for (name, data) in [
             (
                 "ovh-api",
@@ -121,23 +168,40 @@ impl Harness {
                 .await
                 .unwrap();
         }
-        let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
-        namespaces
-            .create(
-                &PostParams::default(),
-                &serde_json::from_value(json!({"metadata": {"name": NS}})).unwrap(),
-            )
-            .await
-            .unwrap();
         Self {
             k8s,
             client,
+            namespaces: vec![ns.clone()],
+            ns,
             sim,
             stop: None,
             task: None,
             resync,
             tweak: None,
         }
+    }
+
+    /// A namespace of the harness's own besides `ns`, created: `name` on the in-memory API,
+    /// `NS-name` on a real one. Create them before the controller starts: on a real API
+    /// server it watches the namespaces known at its start.
+    pub async fn namespace(&mut self, name: &str) -> String {
+        let full = match self.k8s.kind() {
+            Kind::Memory => name.to_owned(),
+            Kind::Real => format!("{}-{name}", self.ns),
+        };
+        if !self.namespaces.contains(&full) {
+            let namespaces: Api<k8s_openapi::api::core::v1::Namespace> =
+                Api::all(self.client.clone());
+            namespaces
+                .create(
+                    &PostParams::default(),
+                    &serde_json::from_value(json!({"metadata": {"name": full}})).unwrap(),
+                )
+                .await
+                .unwrap();
+            self.namespaces.push(full.clone());
+        }
+        full
     }
 
     /// Like [`Harness::start`], with the controller settings changed by `tweak`.
@@ -153,19 +217,15 @@ impl Harness {
 
     pub fn start_controller(&mut self, resync: Duration) {
         self.resync = resync;
-        let config = self.tweak.as_ref().map_or_else(
-            || test_config(resync),
-            |t| {
-                let mut c = test_config(resync);
-                t(&mut c);
-                c
-            },
-        );
+        let mut config = test_config(resync);
+        if let Some(t) = self.tweak.as_ref() {
+            t(&mut config);
+        }
+        let client = self.controller_client(&mut config);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let client = self.client.clone();
         self.stop = Some(tx);
         self.task = Some(tokio::spawn(async move {
-            controller::run(client, config, async move {
+            controller::run(client.await, config, async move {
                 let _ = rx.await;
             })
             .await
@@ -173,18 +233,96 @@ impl Harness {
         }));
     }
 
+    /// The client a controller with `config` runs with: the harness's own on the in-memory
+    /// API; on a real one, the operator's ServiceAccount with the shipped RBAC for what
+    /// `config` needs, and `config` limited to the harness's namespaces when it names none.
+    pub fn controller_client(
+        &self,
+        config: &mut ControllerConfig,
+    ) -> impl std::future::Future<Output = kube::Client> + Send + 'static {
+        let admin = self.client.clone();
+        let real = match &self.k8s {
+            Backend::Memory(_) => None,
+            Backend::Real(real) => {
+                if config.namespaces.is_empty() {
+                    config.namespaces = self.namespaces.clone();
+                }
+                Some(real.clone())
+            }
+        };
+        let home = self.ns.clone();
+        let watched = config.namespaces.clone();
+        let default_secret = config.default_credentials_secret.clone();
+        let leader_election = config.leader_election.is_some();
+        async move {
+            let Some(real) = real else {
+                return admin;
+            };
+            let needs = operator_identity::Needs {
+                home: &home,
+                watched: &watched,
+                default_secret,
+                leader_election,
+            };
+            operator_identity::operator_client(&admin, &real, backend::rbac_mode(), &needs).await
+        }
+    }
+
     pub fn connectors(&self) -> Api<SendConnector> {
-        Api::namespaced(self.client.clone(), NS)
+        Api::namespaced(self.client.clone(), &self.ns)
     }
 
     pub fn bindings(&self) -> Api<MailboxBinding> {
-        Api::namespaced(self.client.clone(), NS)
+        Api::namespaced(self.client.clone(), &self.ns)
     }
 
     pub fn object<K: kube::Resource<DynamicType = ()>>(&self, name: &str) -> Value {
-        self.k8s
-            .get_object(&ApiResource::erase::<K>(&()), Some(NS), name)
-            .unwrap_or(Value::Null)
+        self.object_in::<K>(&self.ns, name)
+    }
+
+    /// Every Event in the harness's namespaces (on the in-memory API: every Event).
+    pub fn events(&self) -> Vec<Value> {
+        match &self.k8s {
+            Backend::Memory(server) => server.events(),
+            Backend::Real(_) => {
+                let resource = ApiResource::erase::<k8s_openapi::api::events::v1::Event>(&());
+                self.namespaces
+                    .iter()
+                    .flat_map(|ns| self.k8s.list_objects(&resource, Some(ns)))
+                    .collect()
+            }
+        }
+    }
+
+    /// A value that changes whenever Kubernetes stores a change: on the in-memory API its
+    /// count of persisted writes; on a real one the resourceVersions of every object the
+    /// operator writes (both kinds and Events) in the harness's namespaces. A write that
+    /// changes nothing changes neither.
+    pub fn k8s_revision(&self) -> String {
+        match &self.k8s {
+            Backend::Memory(server) => server.write_count().to_string(),
+            Backend::Real(_) => {
+                let mut versions = Vec::new();
+                for resource in [
+                    ApiResource::erase::<SendConnector>(&()),
+                    ApiResource::erase::<MailboxBinding>(&()),
+                    ApiResource::erase::<k8s_openapi::api::events::v1::Event>(&()),
+                ] {
+                    for ns in &self.namespaces {
+                        for o in self.k8s.list_objects(&resource, Some(ns)) {
+                            versions.push(format!(
+                                "{}/{ns}/{}@{}",
+                                resource.plural,
+                                o["metadata"]["name"].as_str().unwrap_or_default(),
+                                o["metadata"]["resourceVersion"].as_str().unwrap_or_default()
+                            ));
+                        }
+                    }
+                }
+                versions.sort();
+                versions.join(" ")
+            }
+        }
     }
 
     /// Requests the simulator received on one route of the service, e.g. `("PUT", "/sendConnector/{id}")`.
@@ -245,7 +383,7 @@ pub async fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> 
 pub fn connector_manifest(name: &str) -> SendConnector {
     serde_json::from_value(json!({
         "apiVersion": "sendconnector.io/v1alpha1", "kind": "SendConnector",
-        "metadata": {"name": name, "namespace": NS},
+        "metadata": {"name": name},
         "spec": {
             "organization": ORG, "smartHost": "smtp-relay.example.com", "port": 587, "requireTLS": true, "maxSendSize": 100,
             "authentication": {"mechanism": "basicAuthRequireTLS", "user": "relay-user", "passwordSecretRef": {"name": "relay-password", "key": "password"}},
@@ -258,7 +396,7 @@ pub fn connector_manifest(name: &str) -> SendConnector {
 pub fn binding_manifest(name: &str, connector: &str) -> MailboxBinding {
     serde_json::from_value(json!({
         "apiVersion": "sendconnector.io/v1alpha1", "kind": "MailboxBinding",
-        "metadata": {"name": name, "namespace": NS},
+        "metadata": {"name": name},
         "spec": {"connectorRef": {"name": connector}, "mailboxes": ["newsletter@mydomain.ovh", "contact@mydomain.ovh"], "defaultForDomains": ["mydomain.ovh"], "deletionPolicy": "Delete"}
     }))
     .unwrap()
@@ -301,8 +439,7 @@ impl Harness {
 
     /// `(reason, note)` of the Events about one object.
     pub fn events_for(&self, name: &str) -> Vec<(String, String)> {
-        self.k8s
-            .events()
+        self.events()
             .iter()
             .filter(|e| e["regarding"]["name"] == name || e["involvedObject"]["name"] == name)
             .map(|e| {
@@ -346,7 +483,7 @@ impl Harness {
 
     /// Replaces a Secret's data (`stringData` values).
     pub async fn set_secret(&self, name: &str, data: Value) {
-        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), NS);
+        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &self.ns);
         let patch = json!({"stringData": data});
         secrets
             .patch(
@@ -404,7 +541,7 @@ impl Harness {
         status: &str,
         reason: &str,
     ) -> Value {
-        self.wait_condition_in::<K>(NS, name, status, reason).await
+        self.wait_condition_in::<K>(&self.ns, name, status, reason).await
     }
 
     /// [`Harness::wait_condition`] in any namespace.
@@ -475,6 +612,30 @@ impl Harness {
             }
             assert!(Instant::now() < deadline, "OVH tasks never finished");
             tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
+
+/// A namespace name no other harness on the same API server has.
+fn unique_namespace() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!("mail-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst))
+}
+
+impl Drop for Harness {
+    /// On a real API server, a request of the operator refused with 403 is a missing rule in
+    /// the shipped RBAC: the test fails (unless it is failing already).
+    fn drop(&mut self) {
+        if let Backend::Real(real) = &self.k8s {
+            let denied = real.denied.lock().unwrap().clone();
+            if !denied.is_empty() && !std::thread::panicking() {
+                panic!(
+                    "the operator ({}) was refused {} request(s) with 403: {denied:#?}",
+                    operator_identity::user(&self.ns),
+                    denied.len()
+                );
+            }
         }
     }
 }
