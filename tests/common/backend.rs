@@ -210,7 +210,12 @@ impl Reader {
         }
     }
 
-    pub fn get(&self, resource: &ApiResource, namespace: Option<&str>, name: &str) -> Option<Value> {
+    pub fn get(
+        &self,
+        resource: &ApiResource,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Option<Value> {
         let (reply, answer) = mpsc::channel();
         self.requests
             .lock()
@@ -240,7 +245,11 @@ impl Reader {
     }
 }
 
-fn api(client: &kube::Client, resource: &ApiResource, namespace: Option<&str>) -> Api<DynamicObject> {
+fn api(
+    client: &kube::Client,
+    resource: &ApiResource,
+    namespace: Option<&str>,
+) -> Api<DynamicObject> {
     match namespace {
         Some(ns) => Api::namespaced_with(client.clone(), ns, resource),
         None => Api::all_with(client.clone(), resource),

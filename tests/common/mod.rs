@@ -13,10 +13,10 @@ pub mod backend;
 pub mod operator_identity;
 pub mod testenv;
 
+use backend::{Backend, Kind};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PostParams};
 use kube::core::ApiResource;
-use backend::{Backend, Kind};
 use memory_apiserver::ApiServer;
 use ovh_simulator::{RunningSimulator, Seed, Simulator, SimulatorConfig};
 use sendconnector_operator::controller::{self, ControllerConfig};
@@ -185,21 +185,31 @@ impl Harness {
     /// `NS-name` on a real one. Create them before the controller starts: on a real API
     /// server it watches the namespaces known at its start.
     pub async fn namespace(&mut self, name: &str) -> String {
+        let full = self.unwatched_namespace(name).await;
+        if !self.namespaces.contains(&full) {
+            self.namespaces.push(full.clone());
+        }
+        full
+    }
+
+    /// Like [`Harness::namespace`], for a namespace the controller does not watch unless a
+    /// test says so (one holding the default credentials, say).
+    pub async fn unwatched_namespace(&mut self, name: &str) -> String {
         let full = match self.k8s.kind() {
             Kind::Memory => name.to_owned(),
             Kind::Real => format!("{}-{name}", self.ns),
         };
-        if !self.namespaces.contains(&full) {
-            let namespaces: Api<k8s_openapi::api::core::v1::Namespace> =
-                Api::all(self.client.clone());
-            namespaces
-                .create(
-                    &PostParams::default(),
-                    &serde_json::from_value(json!({"metadata": {"name": full}})).unwrap(),
-                )
-                .await
-                .unwrap();
-            self.namespaces.push(full.clone());
+        let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(self.client.clone());
+        let created = namespaces
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": full}})).unwrap(),
+            )
+            .await;
+        match created {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 409 => {}
+            Err(e) => panic!("creating namespace {full}: {e}"),
         }
         full
     }
@@ -250,7 +260,10 @@ impl Harness {
                 Some(real.clone())
             }
         };
-        let home = self.ns.clone();
+        let home = config
+            .leader_election
+            .as_ref()
+            .map_or_else(|| format!("{}-system", self.ns), |l| l.namespace.clone());
         let watched = config.namespaces.clone();
         let default_secret = config.default_credentials_secret.clone();
         let leader_election = config.leader_election.is_some();
@@ -314,7 +327,9 @@ impl Harness {
                                 "{}/{ns}/{}@{}",
                                 resource.plural,
                                 o["metadata"]["name"].as_str().unwrap_or_default(),
-                                o["metadata"]["resourceVersion"].as_str().unwrap_or_default()
+                                o["metadata"]["resourceVersion"]
+                                    .as_str()
+                                    .unwrap_or_default()
                             ));
                         }
                     }
@@ -541,7 +556,8 @@ impl Harness {
         status: &str,
         reason: &str,
     ) -> Value {
-        self.wait_condition_in::<K>(&self.ns, name, status, reason).await
+        self.wait_condition_in::<K>(&self.ns, name, status, reason)
+            .await
     }
 
     /// [`Harness::wait_condition`] in any namespace.
@@ -620,7 +636,11 @@ impl Harness {
 fn unique_namespace() -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
-    format!("mail-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst))
+    format!(
+        "mail-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    )
 }
 
 impl Drop for Harness {
@@ -631,8 +651,7 @@ impl Drop for Harness {
             let denied = real.denied.lock().unwrap().clone();
             if !denied.is_empty() && !std::thread::panicking() {
                 panic!(
-                    "the operator ({}) was refused {} request(s) with 403: {denied:#?}",
-                    operator_identity::user(&self.ns),
+                    "the operator was refused {} request(s) by RBAC: {denied:#?}",
                     denied.len()
                 );
             }

@@ -25,7 +25,8 @@ const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 /// What the operator's RBAC must cover for one controller start.
 pub struct Needs<'a> {
-    /// The harness's namespace: the ServiceAccount's, the Lease's, the release's.
+    /// The release namespace: the ServiceAccount's and the Lease's. Not a watched one, so
+    /// that deleting a watched namespace leaves the operator's identity in place.
     pub home: &'a str,
     /// The namespaces the controller watches.
     pub watched: &'a [String],
@@ -42,7 +43,22 @@ pub fn user(home: &str) -> String {
 
 /// Creates the ServiceAccount and its bindings (idempotent), and returns a client that
 /// authenticates with a fresh token of it and records refused requests in `real.denied`.
-pub async fn operator_client(admin: &kube::Client, real: &Real, rbac: Rbac, needs: &Needs<'_>) -> kube::Client {
+pub async fn operator_client(
+    admin: &kube::Client,
+    real: &Real,
+    rbac: Rbac,
+    needs: &Needs<'_>,
+) -> kube::Client {
+    Api::<k8s_openapi::api::core::v1::Namespace>::all(admin.clone())
+        .patch(
+            needs.home,
+            &PatchParams::apply("sendconnector-tests").force(),
+            &Patch::Apply(
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": needs.home}}),
+            ),
+        )
+        .await
+        .unwrap();
     let accounts: Api<ServiceAccount> = Api::namespaced(admin.clone(), needs.home);
     accounts
         .patch(
@@ -89,12 +105,14 @@ pub fn rbac_documents(rbac: Rbac, needs: &Needs<'_>) -> Vec<Value> {
         Rbac::Cluster => {
             // deploy/'s ClusterRole as shipped (the same object for every harness), and its
             // binding pointed at this harness's ServiceAccount.
-            let shipped = std::fs::read_to_string(Path::new(ROOT).join("deploy/rbac.yaml")).unwrap();
+            let shipped =
+                std::fs::read_to_string(Path::new(ROOT).join("deploy/rbac.yaml")).unwrap();
             for mut doc in parse_docs(&shipped) {
                 match doc["kind"].as_str() {
                     Some("ClusterRole") => docs.push(doc),
                     Some("ClusterRoleBinding") => {
-                        doc["metadata"]["name"] = json!(format!("{SERVICE_ACCOUNT}-{}", needs.home));
+                        doc["metadata"]["name"] =
+                            json!(format!("{SERVICE_ACCOUNT}-{}", needs.home));
                         doc["subjects"] = json!([{"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": needs.home}]);
                         docs.push(doc);
                     }
@@ -103,11 +121,11 @@ pub fn rbac_documents(rbac: Rbac, needs: &Needs<'_>) -> Vec<Value> {
             }
             // deploy/ runs one replica without leader election; its rules come from the chart.
             if needs.leader_election {
-                docs.extend(
-                    chart_rbac(needs, &[])
-                        .into_iter()
-                        .filter(|d| d["metadata"]["name"].as_str().is_some_and(|n| n.ends_with("-leader-election"))),
-                );
+                docs.extend(chart_rbac(needs, &[]).into_iter().filter(|d| {
+                    d["metadata"]["name"]
+                        .as_str()
+                        .is_some_and(|n| n.ends_with("-leader-election"))
+                }));
             }
         }
         Rbac::Namespaced => docs.extend(chart_rbac(needs, needs.watched)),
@@ -125,16 +143,26 @@ fn chart_rbac(needs: &Needs<'_>, watch: &[String]) -> Vec<Value> {
         .env("HELM_CACHE_HOME", home.path().join("cache"))
         .env("HELM_CONFIG_HOME", home.path().join("config"))
         .env("HELM_DATA_HOME", home.path().join("data"))
-        .args(["template", "sendconnector-operator", "charts/sendconnector-operator"])
+        .args([
+            "template",
+            "sendconnector-operator",
+            "charts/sendconnector-operator",
+        ])
         .args(["--namespace", needs.home])
         .args(["--set", &format!("fullnameOverride={SERVICE_ACCOUNT}")])
         .args(["--set", &format!("serviceAccount.name={SERVICE_ACCOUNT}")])
-        .args(["--set", &format!("leaderElection.enabled={}", needs.leader_election)]);
+        .args([
+            "--set",
+            &format!("leaderElection.enabled={}", needs.leader_election),
+        ]);
     if !watch.is_empty() {
         command.args(["--set", &format!("watchNamespaces={{{}}}", watch.join(","))]);
     }
     if let Some((namespace, name)) = &needs.default_secret {
-        command.args(["--set", &format!("defaultCredentials.secret={namespace}/{name}")]);
+        command.args([
+            "--set",
+            &format!("defaultCredentials.secret={namespace}/{name}"),
+        ]);
     }
     let out = command
         .output()
@@ -178,9 +206,13 @@ async fn apply(admin: &kube::Client, doc: &Value) {
         Some(ns) => Api::namespaced_with(admin.clone(), ns, &resource),
         None => Api::all_with(admin.clone(), &resource),
     };
-    api.patch(name, &PatchParams::apply("sendconnector-tests").force(), &Patch::Apply(doc))
-        .await
-        .unwrap_or_else(|e| panic!("applying {kind} {name}: {e}"));
+    api.patch(
+        name,
+        &PatchParams::apply("sendconnector-tests").force(),
+        &Patch::Apply(doc),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("applying {kind} {name}: {e}"));
 }
 
 /// A layer recording `METHOD URI` of every request answered 403.
@@ -206,10 +238,13 @@ impl<S, B> tower::Service<http::Request<kube::client::Body>> for DeniedRecorder<
 where
     S: tower::Service<http::Request<kube::client::Body>, Response = http::Response<B>>,
     S::Future: Send + 'static,
+    S::Error: From<axum::Error>,
+    B: axum::body::HttpBody<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
 {
-    type Response = S::Response;
+    type Response = http::Response<axum::body::Body>;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
@@ -220,11 +255,22 @@ where
         let denied = self.denied.clone();
         let answer = self.inner.call(request);
         Box::pin(async move {
-            let response = answer.await?;
-            if response.status() == http::StatusCode::FORBIDDEN {
-                denied.lock().unwrap().push(line);
+            let response = answer.await?.map(axum::body::Body::new);
+            if response.status() != http::StatusCode::FORBIDDEN {
+                return Ok(response);
             }
-            Ok(response)
+            // RBAC's refusals name the user; admission's 403s (a namespace being
+            // terminated takes no new Events) are the cluster's rules, not missing ones.
+            let (parts, body) = response.into_parts();
+            let body = axum::body::to_bytes(body, 1 << 20).await?;
+            let text = String::from_utf8_lossy(&body);
+            if text.contains("is forbidden: User \"") {
+                denied.lock().unwrap().push(format!("{line}: {text}"));
+            }
+            Ok(http::Response::from_parts(
+                parts,
+                axum::body::Body::from(body),
+            ))
         })
     }
 }
