@@ -263,9 +263,10 @@ where
             // terminated takes no new Events) are the cluster's rules, not missing ones.
             let (parts, body) = response.into_parts();
             let body = axum::body::to_bytes(body, 1 << 20).await?;
-            let text = String::from_utf8_lossy(&body);
-            if text.contains("is forbidden: User \"") {
-                denied.lock().unwrap().push(format!("{line}: {text}"));
+            let status: Value = serde_json::from_slice(&body).unwrap_or_default();
+            let message = status["message"].as_str().unwrap_or_default();
+            if message.contains("is forbidden: User \"") {
+                denied.lock().unwrap().push(format!("{line}: {message}"));
             }
             Ok(http::Response::from_parts(
                 parts,
