@@ -324,8 +324,22 @@ async fn a_missing_mailbox_is_reported_and_bound_once_created() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_namespace_deleted_credentials_first_says_how_to_let_go() {
-    let h = Harness::start(HOUR).await;
+    let mut h = Harness::start_idle().await;
+    // The cluster-wide rules in both RBAC modes: the namespace controller deletes the Roles
+    // of a namespace being deleted too, and with them the rights of an operator limited to
+    // Roles (the chart's watchNamespaces) to finish its finalizers there.
+    h.rbac = backend::Rbac::Cluster;
+    h.start_controller(HOUR);
     let id = bound_pair(&h).await;
+    // The credentials first, then the namespace: a real namespace controller deletes kinds
+    // in an order of its own.
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(h.client.clone(), &h.ns);
+    for secret in ["ovh-api", "relay-password", "ovh-read-only"] {
+        secrets
+            .delete(secret, &DeleteParams::default())
+            .await
+            .unwrap();
+    }
     let namespaces: Api<Namespace> = Api::all(h.client.clone());
     namespaces
         .delete(&h.ns, &DeleteParams::default())

@@ -60,6 +60,11 @@ pub async fn reconcile(mb: Arc<MailboxBinding>, ctx: Arc<Context>) -> Result<Act
         ctx.remembered_status(&uid).or_else(|| mb.status.clone());
     let mut status = old.clone().unwrap_or_default();
     let mut held_inputs: Option<String> = None;
+    // The finalizer first: it is guarded by the resourceVersion this copy was read at,
+    // which the start announcement's status write would make stale (a 409 and a retry).
+    if mb.meta().deletion_timestamp.is_none() && !has_finalizer(&*mb) {
+        add_finalizer(&api, &*mb).await?;
+    }
     announce_start(&ctx, &api, &*mb, &mut old, &mut status).await?;
     let outcome = if mb.meta().deletion_timestamp.is_some() {
         if !has_finalizer(&*mb) {
@@ -76,9 +81,6 @@ pub async fn reconcile(mb: Arc<MailboxBinding>, ctx: Arc<Context>) -> Result<Act
             Err(e) => Err(e),
         }
     } else {
-        if !has_finalizer(&*mb) {
-            add_finalizer(&api, &*mb).await?;
-        }
         let inputs = stall_inputs(&mb, &ctx).await;
         if let Some(wait) = ctx.held_for(&key, &inputs) {
             return Ok(Action::requeue(wait));

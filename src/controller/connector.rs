@@ -63,6 +63,11 @@ pub async fn reconcile(sc: Arc<SendConnector>, ctx: Arc<Context>) -> Result<Acti
         ctx.remembered_status(&uid).or_else(|| sc.status.clone());
     let mut status = old.clone().unwrap_or_default();
     let deleting = sc.meta().deletion_timestamp.is_some();
+    // The finalizer first: it is guarded by the resourceVersion this copy was read at,
+    // which the start announcement's status write would make stale (a 409 and a retry).
+    if !deleting && !has_finalizer(&*sc) {
+        add_finalizer(&api, &*sc).await?;
+    }
     announce_start(&ctx, &api, &*sc, &mut old, &mut status).await?;
     let mut held_inputs: Option<String> = None;
     let outcome = if deleting {
@@ -80,9 +85,6 @@ pub async fn reconcile(sc: Arc<SendConnector>, ctx: Arc<Context>) -> Result<Acti
             Err(e) => Err(e),
         }
     } else {
-        if !has_finalizer(&*sc) {
-            add_finalizer(&api, &*sc).await?;
-        }
         let inputs = stall_inputs(&sc, &ctx).await;
         if let Some(wait) = ctx.held_for(&key, &inputs) {
             return Ok(Action::requeue(wait));

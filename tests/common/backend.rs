@@ -57,6 +57,7 @@ pub fn rbac_mode() -> Rbac {
 /// The admin kubeconfig of the real control plane: the shared one, or a private one started
 /// (once per test process) with the CRDs installed. It stops when this process exits.
 pub fn real_kubeconfig() -> PathBuf {
+    static PRIVATE: OnceLock<TestEnv> = OnceLock::new();
     if let Ok(path) = std::env::var("SENDCONNECTOR_TEST_KUBECONFIG") {
         let path = PathBuf::from(path);
         assert!(
@@ -66,7 +67,6 @@ pub fn real_kubeconfig() -> PathBuf {
         );
         return path;
     }
-    static PRIVATE: OnceLock<TestEnv> = OnceLock::new();
     PRIVATE
         .get_or_init(|| {
             let env = TestEnv::start().unwrap_or_else(|e| {

@@ -65,6 +65,9 @@ pub struct Harness {
     pub resync: Duration,
     /// Changes to the test configuration, applied on every (re)start.
     pub tweak: Option<Tweak>,
+    /// The shipped RBAC the operator runs with on a real API server
+    /// (`SENDCONNECTOR_TEST_RBAC` unless a test says otherwise).
+    pub rbac: backend::Rbac,
 }
 
 /// The controller settings of the scenarios: fast polls, short backoffs, no budget limit.
@@ -178,6 +181,7 @@ impl Harness {
             task: None,
             resync,
             tweak: None,
+            rbac: backend::rbac_mode(),
         }
     }
 
@@ -255,7 +259,7 @@ impl Harness {
             Backend::Memory(_) => None,
             Backend::Real(real) => {
                 if config.namespaces.is_empty() {
-                    config.namespaces = self.namespaces.clone();
+                    config.namespaces.clone_from(&self.namespaces);
                 }
                 Some(real.clone())
             }
@@ -267,6 +271,7 @@ impl Harness {
         let watched = config.namespaces.clone();
         let default_secret = config.default_credentials_secret.clone();
         let leader_election = config.leader_election.is_some();
+        let rbac = self.rbac;
         async move {
             let Some(real) = real else {
                 return admin;
@@ -277,7 +282,7 @@ impl Harness {
                 default_secret,
                 leader_election,
             };
-            operator_identity::operator_client(&admin, &real, backend::rbac_mode(), &needs).await
+            operator_identity::operator_client(&admin, &real, rbac, &needs).await
         }
     }
 
@@ -649,12 +654,11 @@ impl Drop for Harness {
     fn drop(&mut self) {
         if let Backend::Real(real) = &self.k8s {
             let denied = real.denied.lock().unwrap().clone();
-            if !denied.is_empty() && !std::thread::panicking() {
-                panic!(
-                    "the operator was refused {} request(s) by RBAC: {denied:#?}",
-                    denied.len()
-                );
-            }
+            assert!(
+                denied.is_empty() || std::thread::panicking(),
+                "the operator was refused {} request(s) by RBAC: {denied:#?}",
+                denied.len()
+            );
         }
     }
 }
