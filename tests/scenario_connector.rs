@@ -143,20 +143,27 @@ async fn out_of_band_edits_are_put_back_within_a_resync() {
             == id
     })
     .await;
-    let c_events = h.events_for("relay");
-    assert!(
-        c_events
-            .iter()
-            .any(|(r, n)| r == "DriftCorrected" && n.contains("port")),
-        "{c_events:?}"
-    );
-    let b_events = h.events_for("newsletter");
-    assert!(
-        b_events
-            .iter()
-            .any(|(r, n)| r == "DriftCorrected" && n.contains("contact@mydomain.ovh")),
-        "{b_events:?}"
-    );
+    // The Events are stored a moment after the OVH writes they report.
+    wait_for(
+        "the connector's DriftCorrected Event",
+        Duration::from_secs(10),
+        || {
+            h.events_for("relay")
+                .iter()
+                .any(|(r, n)| r == "DriftCorrected" && n.contains("port"))
+        },
+    )
+    .await;
+    wait_for(
+        "the binding's DriftCorrected Event",
+        Duration::from_secs(10),
+        || {
+            h.events_for("newsletter")
+                .iter()
+                .any(|(r, n)| r == "DriftCorrected" && n.contains("contact@mydomain.ovh"))
+        },
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
