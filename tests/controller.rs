@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_connector_and_binding_converge_once_and_then_stay_quiet() {
-    let h = Harness::start(Duration::from_millis(500)).await;
+    let mut h = Harness::start(Duration::from_millis(500)).await;
     h.connectors()
         .create(
             &PostParams::default(),
@@ -41,8 +41,7 @@ async fn a_new_connector_and_binding_converge_once_and_then_stay_quiet() {
         "addSendConnector",
         "{:#?} {:#?}",
         h.sim.sim().counters(),
-        h.k8s
-            .events()
+        h.events()
             .iter()
             .map(|e| e["note"].clone())
             .collect::<Vec<_>>()
@@ -120,7 +119,7 @@ async fn a_new_connector_and_binding_converge_once_and_then_stay_quiet() {
 
     // Resyncs with nothing changed: OVH is read again, but nothing is written anywhere.
     let ovh_writes = h.sim.sim().write_count();
-    let k8s_writes = h.k8s.write_count();
+    let k8s_writes = h.k8s_revision();
     let lists = h.counter(&format!("GET {P}/sendConnector"));
     wait_for("two more resyncs", Duration::from_secs(20), || {
         h.counter(&format!("GET {P}/sendConnector")) >= lists + 2
@@ -137,9 +136,9 @@ async fn a_new_connector_and_binding_converge_once_and_then_stay_quiet() {
         "no OVH write on resync"
     );
     assert_eq!(
-        h.k8s.write_count(),
+        h.k8s_revision(),
         k8s_writes,
         "no Kubernetes write on resync"
     );
-    drop(h.stop);
+    h.stop.take();
 }

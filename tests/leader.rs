@@ -29,11 +29,11 @@ fn start(h: &Harness, identity: &str) -> Instance {
     let telemetry = Telemetry::default();
     let mut config = test_config(Duration::from_secs(3600));
     config.telemetry = telemetry.clone();
-    config.leader_election = Some(LeaderElection::new(NS, identity, LEASE));
+    config.leader_election = Some(LeaderElection::new(&h.ns, identity, LEASE));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let client = h.client.clone();
+    let client = h.controller_client(&mut config);
     let task = tokio::spawn(async move {
-        Box::pin(controller::run(client, config, async move {
+        Box::pin(controller::run(client.await, config, async move {
             let _ = stopped.await;
         }))
         .await
@@ -48,7 +48,7 @@ fn start(h: &Harness, identity: &str) -> Instance {
 fn holder(h: &Harness) -> Option<String> {
     let lease = h
         .k8s
-        .get_object(&ApiResource::erase::<Lease>(&()), Some(NS), LEASE_NAME)?;
+        .get_object(&ApiResource::erase::<Lease>(&()), Some(&h.ns), LEASE_NAME)?;
     lease["spec"]["holderIdentity"].as_str().map(str::to_owned)
 }
 
@@ -62,11 +62,12 @@ impl Transitions {
     fn record(h: &Harness) -> Self {
         let seen = Arc::new(Mutex::new(Vec::<String>::new()));
         let k8s = h.k8s.clone();
+        let ns = h.ns.clone();
         let out = seen.clone();
         let task = tokio::spawn(async move {
             loop {
                 let current = k8s
-                    .get_object(&ApiResource::erase::<Lease>(&()), Some(NS), LEASE_NAME)
+                    .get_object(&ApiResource::erase::<Lease>(&()), Some(&ns), LEASE_NAME)
                     .and_then(|l| l["spec"]["holderIdentity"].as_str().map(str::to_owned));
                 if let Some(current) = current {
                     let mut seen = out.lock().unwrap();
@@ -191,7 +192,7 @@ async fn one_instance_reconciles_and_a_standby_takes_over_a_killed_leader() {
     assert_eq!(transitions.seen(), [first.clone(), second.to_owned()]);
     let lease = h
         .k8s
-        .get_object(&ApiResource::erase::<Lease>(&()), Some(NS), LEASE_NAME)
+        .get_object(&ApiResource::erase::<Lease>(&()), Some(&h.ns), LEASE_NAME)
         .unwrap();
     assert_eq!(lease["spec"]["leaseTransitions"], json!(1), "{lease:#}");
     assert_eq!(lease["spec"]["leaseDurationSeconds"], json!(2), "{lease:#}");
@@ -217,7 +218,7 @@ async fn a_leader_that_loses_its_lease_stops_at_once_and_a_released_lease_is_tak
 
     // Another process writes itself into the Lease with a fresh renewal: a stops
     // reconciling and `run` ends with an error (the process exits and restarts as a standby).
-    let leases: kube::Api<Lease> = kube::Api::namespaced(h.client.clone(), NS);
+    let leases: kube::Api<Lease> = kube::Api::namespaced(h.client.clone(), &h.ns);
     let mut lease = leases.get(LEASE_NAME).await.unwrap();
     let spec = lease.spec.as_mut().unwrap();
     spec.holder_identity = Some("intruder".into());

@@ -3,14 +3,13 @@
 //! single OVH request for the others.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use k8s_openapi::api::core::v1::Secret;
+mod common;
+
+use common::{Harness, backend};
 use kube::api::{Api, PostParams};
-use kube::core::ApiResource;
-use memory_apiserver::ApiServer;
-use ovh_simulator::{RunningSimulator, Seed, Simulator, SimulatorConfig};
-use sendconnector_operator::controller::{self, ControllerConfig};
-use sendconnector_operator::crd::{self, SendConnector};
-use sendconnector_operator::ovh::{BudgetSettings, Credentials};
+use sendconnector_operator::controller::ControllerConfig;
+use sendconnector_operator::crd::SendConnector;
+use sendconnector_operator::ovh::Credentials;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -30,42 +29,36 @@ services:
 tasks: {todoSeconds: 0.05, doingSeconds: 0.1}
 "#;
 
+/// The scenario harness with namespaces named by the tests (`a`, `b`, `operators`…), which
+/// stand for namespaces of the harness's own on a real API server.
 struct Setup {
-    k8s: ApiServer,
-    client: kube::Client,
-    sim: RunningSimulator,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    h: Harness,
+    names: BTreeMap<String, String>,
 }
 
 impl Setup {
-    async fn start() -> Self {
-        let k8s = ApiServer::new();
-        for c in crd::crds() {
-            k8s.register_crd(&c);
+    /// `watched`: namespaces the controller watches unless the test says otherwise;
+    /// `unwatched`: namespaces it never watches (the default credentials' home).
+    async fn start(watched: &[&str], unwatched: &[&str]) -> Self {
+        let mut h = Harness::start_idle_on(backend::selected(), SEED).await;
+        let mut names = BTreeMap::new();
+        for ns in watched {
+            names.insert((*ns).to_owned(), h.namespace(ns).await);
         }
-        let client = k8s.client();
-        let sim = Simulator::start(
-            SimulatorConfig {
-                seed: Seed::from_yaml(SEED).unwrap(),
-                ..SimulatorConfig::default()
-            },
-            "127.0.0.1:0".parse().unwrap(),
-        )
-        .await
-        .unwrap();
-        Self {
-            k8s,
-            client,
-            sim,
-            stop: None,
-            task: None,
+        for ns in unwatched {
+            names.insert((*ns).to_owned(), h.unwatched_namespace(ns).await);
         }
+        Self { h, names }
+    }
+
+    /// The real name of the test's namespace `ns`.
+    fn ns(&self, ns: &str) -> String {
+        self.names[ns].clone()
     }
 
     fn sim_credentials(&self) -> BTreeMap<String, String> {
         [
-            ("endpoint", self.sim.base_url()),
+            ("endpoint", self.h.sim.base_url()),
             ("applicationKey", "ak".to_owned()),
             ("applicationSecret", "as-secret".to_owned()),
             ("consumerKey", "ck-secret".to_owned()),
@@ -76,39 +69,14 @@ impl Setup {
     }
 
     async fn credentials_secret(&self, namespace: &str, name: &str) {
-        let secret: Secret = serde_json::from_value(
-            json!({"metadata": {"name": name}, "stringData": self.sim_credentials()}),
-        )
-        .unwrap();
-        Api::<Secret>::namespaced(self.client.clone(), namespace)
-            .create(&PostParams::default(), &secret)
-            .await
-            .unwrap();
+        self.h
+            .create_secret(&self.ns(namespace), name, self.h.credentials_data())
+            .await;
     }
 
-    fn run(&mut self, tweak: impl FnOnce(&mut ControllerConfig)) {
-        let mut config = ControllerConfig {
-            resync_interval: Duration::from_secs(3600),
-            budget: BudgetSettings {
-                rate: 100.0,
-                burst: 100,
-            },
-            task_poll: Duration::from_millis(100),
-            backoff_base: Duration::from_millis(200),
-            backoff_max: Duration::from_secs(2),
-            ..ControllerConfig::default()
-        };
-        tweak(&mut config);
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let client = self.client.clone();
-        self.stop = Some(tx);
-        self.task = Some(tokio::spawn(async move {
-            controller::run(client, config, async move {
-                let _ = rx.await;
-            })
-            .await
-            .unwrap();
-        }));
+    fn run(&mut self, tweak: impl Fn(&mut ControllerConfig) + Send + Sync + 'static) {
+        self.h.tweak = Some(Box::new(tweak));
+        self.h.start_controller(Duration::from_secs(3600));
     }
 
     async fn create(&self, namespace: &str, name: &str, credentials: Option<&str>) {
@@ -118,40 +86,26 @@ impl Setup {
         }
         let sc: SendConnector = serde_json::from_value(json!({
             "apiVersion": "sendconnector.io/v1alpha1", "kind": "SendConnector",
-            "metadata": {"name": name, "namespace": namespace},
+            "metadata": {"name": name},
             "spec": spec,
         }))
         .unwrap();
-        Api::<SendConnector>::namespaced(self.client.clone(), namespace)
+        Api::<SendConnector>::namespaced(self.h.client.clone(), &self.ns(namespace))
             .create(&PostParams::default(), &sc)
             .await
             .unwrap();
     }
 
     fn object(&self, namespace: &str, name: &str) -> Value {
-        self.k8s
-            .get_object(
-                &ApiResource::erase::<SendConnector>(&()),
-                Some(namespace),
-                name,
-            )
-            .unwrap_or(Value::Null)
+        self.h.object_in::<SendConnector>(&self.ns(namespace), name)
     }
 
     fn requests(&self) -> u64 {
-        self.sim.sim().counters().values().sum()
+        self.h.sim.sim().counters().values().sum()
     }
 
     async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            tokio::time::timeout(Duration::from_secs(10), task)
-                .await
-                .expect("controller stops")
-                .unwrap();
-        }
+        self.h.stop_controller().await;
     }
 }
 
@@ -182,11 +136,12 @@ fn is(obj: &Value, kind: &str, status: &str, reason: Option<&str>) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_namespace_limited_controller_never_touches_other_namespaces() {
-    let mut s = Setup::start().await;
+    let mut s = Setup::start(&["a", "b", "c"], &[]).await;
     for ns in ["a", "b", "c"] {
         s.credentials_secret(ns, "ovh-api").await;
     }
-    s.run(|c| c.namespaces = vec!["a".into(), "c".into()]);
+    let watched = vec![s.ns("a"), s.ns("c")];
+    s.run(move |c| c.namespaces = watched.clone());
     s.create("a", "relay-a", Some("ovh-api")).await;
     s.create("b", "relay-b", Some("ovh-api")).await;
 
@@ -205,20 +160,21 @@ async fn a_namespace_limited_controller_never_touches_other_namespaces() {
     let b = s.object("b", "relay-b");
     assert_eq!(b["status"], Value::Null, "{b:#}");
     assert_eq!(b["metadata"]["finalizers"], Value::Null, "{b:#}");
+    let b = s.ns("b");
     assert!(
-        !s.k8s
-            .events()
+        !s.h.events()
             .iter()
-            .any(|e| e["regarding"]["namespace"] == "b" || e["involvedObject"]["namespace"] == "b"),
+            .any(|e| e["regarding"]["namespace"] == b.as_str()
+                || e["involvedObject"]["namespace"] == b.as_str()),
         "no Event about namespace b"
     );
-    let names: Vec<Value> = s
-        .sim
-        .sim()
-        .connectors(ORG, ORG)
-        .iter()
-        .map(|c| c["displayName"].clone())
-        .collect();
+    let names: Vec<Value> =
+        s.h.sim
+            .sim()
+            .connectors(ORG, ORG)
+            .iter()
+            .map(|c| c["displayName"].clone())
+            .collect();
     assert_eq!(names.len(), 2, "{names:?}");
     assert!(names.contains(&json!("relay-a")) && names.contains(&json!("relay-c")));
     s.stop().await;
@@ -226,11 +182,12 @@ async fn a_namespace_limited_controller_never_touches_other_namespaces() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn default_credentials_serve_only_the_allowed_namespaces() {
-    let mut s = Setup::start().await;
+    let mut s = Setup::start(&["a", "b"], &["operators"]).await;
     s.credentials_secret("operators", "ovh-default").await;
-    s.run(|c| {
-        c.default_credentials_secret = Some(("operators".into(), "ovh-default".into()));
-        c.default_credentials_namespaces = vec!["a".into()];
+    let (operators, a) = (s.ns("operators"), s.ns("a"));
+    s.run(move |c| {
+        c.default_credentials_secret = Some((operators.clone(), "ovh-default".into()));
+        c.default_credentials_namespaces = vec![a.clone()];
     });
 
     s.create("b", "relay-b", None).await;
@@ -249,7 +206,7 @@ async fn default_credentials_serve_only_the_allowed_namespaces() {
         s.requests(),
         0,
         "no OVH request for a namespace without credentials: {:?}",
-        s.sim.sim().counters()
+        s.h.sim.sim().counters()
     );
 
     s.create("a", "relay-a", None).await;
@@ -257,7 +214,7 @@ async fn default_credentials_serve_only_the_allowed_namespaces() {
         is(&s.object("a", "relay-a"), "Ready", "True", None)
     })
     .await;
-    let on_ovh = s.sim.sim().connectors(ORG, ORG);
+    let on_ovh = s.h.sim.sim().connectors(ORG, ORG);
     assert_eq!(on_ovh.len(), 1);
     assert_eq!(on_ovh[0]["displayName"], "relay-a");
     assert!(is(
@@ -271,10 +228,10 @@ async fn default_credentials_serve_only_the_allowed_namespaces() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn environment_credentials_are_the_default_when_no_secret_is_named() {
-    let mut s = Setup::start().await;
+    let mut s = Setup::start(&["anywhere"], &[]).await;
     let env = Credentials::from_map(&s.sim_credentials()).unwrap();
     s.run(move |c| {
-        c.default_credentials_env = Some(env);
+        c.default_credentials_env = Some(env.clone());
         c.default_credentials_namespaces = vec!["*".into()];
     });
     s.create("anywhere", "relay", None).await;
@@ -282,13 +239,13 @@ async fn environment_credentials_are_the_default_when_no_secret_is_named() {
         is(&s.object("anywhere", "relay"), "Ready", "True", None)
     })
     .await;
-    assert_eq!(s.sim.sim().connectors(ORG, ORG).len(), 1);
+    assert_eq!(s.h.sim.sim().connectors(ORG, ORG).len(), 1);
     s.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_default_credentials_at_all_is_no_credentials() {
-    let mut s = Setup::start().await;
+    let mut s = Setup::start(&["a"], &[]).await;
     s.run(|c| c.default_credentials_namespaces = vec!["*".into()]);
     s.create("a", "relay", None).await;
     wait_for("relay Stalled", Duration::from_secs(20), || {

@@ -152,7 +152,9 @@ async fn record(State(log): State<Log>, req: Request, next: Next) -> Response {
 /// deletion) and returns every request the controllers sent. `namespaced`: the operator
 /// watches only `mail` and uses default credentials from a Secret in `operators`.
 async fn scenario_calls(namespaced: bool) -> Vec<Call> {
-    let mut h = Harness::start_idle().await;
+    // The in-memory API, whatever the backend asked for: its router is what records the
+    // calls. On a real API server the scenarios run as a ServiceAccount with these rules.
+    let mut h = Harness::start_idle_on(common::backend::Kind::Memory, common::SEED).await;
     let plain = h.client.clone();
     if namespaced {
         let all_namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(plain.clone());
@@ -183,6 +185,7 @@ async fn scenario_calls(namespaced: bool) -> Vec<Call> {
     // `plain`, which is not.
     h.client = kube::Client::new(
         h.k8s
+            .memory()
             .router()
             .layer(from_fn_with_state(log.clone(), record)),
         "default",

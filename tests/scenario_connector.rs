@@ -143,9 +143,9 @@ async fn out_of_band_edits_are_put_back_within_a_resync() {
             == id
     })
     .await;
-    // Each Event follows its write: wait for it rather than race it.
+    // The Events are stored a moment after the OVH writes they report.
     wait_for(
-        "DriftCorrected on the connector",
+        "the connector's DriftCorrected Event",
         Duration::from_secs(10),
         || {
             h.events_for("relay")
@@ -155,7 +155,7 @@ async fn out_of_band_edits_are_put_back_within_a_resync() {
     )
     .await;
     wait_for(
-        "DriftCorrected on the binding",
+        "the binding's DriftCorrected Event",
         Duration::from_secs(10),
         || {
             h.events_for("newsletter")
@@ -181,7 +181,7 @@ async fn a_restart_with_nothing_changed_writes_nothing() {
     h.wait_ovh_settled().await;
     h.stop_controller().await;
     h.sim.sim().reset_counters();
-    let k8s_writes = h.k8s.write_count();
+    let k8s_writes = h.k8s_revision();
     h.start_controller(Duration::from_millis(300));
     // Both resources are read from OVH again, several times...
     wait_for(
@@ -192,7 +192,7 @@ async fn a_restart_with_nothing_changed_writes_nothing() {
     .await;
     // ...and nothing is written, neither to OVH nor to Kubernetes.
     assert_eq!(h.ovh_writes(), 0, "{:#?}", h.sim.sim().counters());
-    assert_eq!(h.k8s.write_count(), k8s_writes);
+    assert_eq!(h.k8s_revision(), k8s_writes);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -312,7 +312,7 @@ async fn two_claims_on_one_connector_or_mailbox_leave_the_second_in_conflict() {
         .wait_condition::<SendConnector>("second", "False", "Conflict")
         .await;
     let message = ready_message(&sc);
-    assert!(message.contains("mail/first"), "{message}");
+    assert!(message.contains(&format!("{}/first", h.ns)), "{message}");
     assert_eq!(h.sim.sim().connectors(ORG, ORG).len(), 1);
 
     // Two bindings claim contact@: the second, on another connector, must not flip it.
@@ -333,7 +333,9 @@ async fn two_claims_on_one_connector_or_mailbox_leave_the_second_in_conflict() {
         .wait_condition::<MailboxBinding>("b", "False", "Conflict")
         .await;
     assert!(
-        mb["status"]["conditions"].to_string().contains("mail/a"),
+        mb["status"]["conditions"]
+            .to_string()
+            .contains(&format!("{}/a", h.ns)),
         "{:#}",
         mb["status"]
     );
@@ -453,7 +455,7 @@ async fn a_dry_run_reports_the_plan_in_status_and_events_and_writes_nothing() {
         h.events_for("relay")
     );
     assert!(
-        !serde_json::to_string(&h.k8s.events())
+        !serde_json::to_string(&h.events())
             .unwrap()
             .contains("relay-password-1")
     );

@@ -324,11 +324,25 @@ async fn a_missing_mailbox_is_reported_and_bound_once_created() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_namespace_deleted_credentials_first_says_how_to_let_go() {
-    let h = Harness::start(HOUR).await;
+    let mut h = Harness::start_idle().await;
+    // The cluster-wide rules in both RBAC modes: the namespace controller deletes the Roles
+    // of a namespace being deleted too, and with them the rights of an operator limited to
+    // Roles (the chart's watchNamespaces) to finish its finalizers there.
+    h.rbac = backend::Rbac::Cluster;
+    h.start_controller(HOUR);
     let id = bound_pair(&h).await;
+    // The credentials first, then the namespace: a real namespace controller deletes kinds
+    // in an order of its own.
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(h.client.clone(), &h.ns);
+    for secret in ["ovh-api", "relay-password", "ovh-read-only"] {
+        secrets
+            .delete(secret, &DeleteParams::default())
+            .await
+            .unwrap();
+    }
     let namespaces: Api<Namespace> = Api::all(h.client.clone());
     namespaces
-        .delete(NS, &DeleteParams::default())
+        .delete(&h.ns, &DeleteParams::default())
         .await
         .unwrap();
     // The Secrets are gone at once; the resources wait, and say why and what to do.
@@ -375,17 +389,20 @@ async fn connector_in(h: &Harness, namespace: &str, name: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_application_secret_spoils_only_its_own_secret_and_a_fix_needs_no_restart() {
-    let h = Harness::start(HOUR).await;
+    let mut h = Harness::start_idle().await;
+    let team_a = h.namespace("team-a").await;
+    let team_b = h.namespace("team-b").await;
+    h.start_controller(HOUR);
     let good = h.credentials_data();
     let mut wrong = good.clone();
     wrong["applicationSecret"] = json!("not-the-application-secret");
-    h.create_secret("team-b", "ovh-api", wrong).await;
-    h.create_secret("team-a", "ovh-api", good).await;
+    h.create_secret(&team_b, "ovh-api", wrong).await;
+    h.create_secret(&team_a, "ovh-api", good).await;
 
     // The wrong Secret is used first, so its client is the first one built for these keys.
-    connector_in(&h, "team-b", "relay-b").await;
+    connector_in(&h, &team_b, "relay-b").await;
     let b = h
-        .wait_condition_in::<SendConnector>("team-b", "relay-b", "False", "OvhError")
+        .wait_condition_in::<SendConnector>(&team_b, "relay-b", "False", "OvhError")
         .await;
     let stalled = condition(&b, "Stalled");
     assert_eq!(stalled["status"], "True", "{:#}", b["status"]);
@@ -398,31 +415,31 @@ async fn a_wrong_application_secret_spoils_only_its_own_secret_and_a_fix_needs_n
     );
 
     // Same application key and consumer key, the right secret: unaffected by the wrong one.
-    connector_in(&h, "team-a", "relay-a").await;
-    h.wait_condition_in::<SendConnector>("team-a", "relay-a", "True", "Ready")
+    connector_in(&h, &team_a, "relay-a").await;
+    h.wait_condition_in::<SendConnector>(&team_a, "relay-a", "True", "Ready")
         .await;
 
     // Fixing the Secret is enough: no restart.
     h.set_secret_in(
-        "team-b",
+        &team_b,
         "ovh-api",
         json!({"applicationSecret": "as-secret"}),
     )
     .await;
-    h.wait_condition_in::<SendConnector>("team-b", "relay-b", "True", "Ready")
+    h.wait_condition_in::<SendConnector>(&team_b, "relay-b", "True", "Ready")
         .await;
     assert_eq!(h.sim.sim().connectors(ORG, ORG).len(), 2);
 
     // And the other way round: a good client already built does not vouch for a wrong secret.
     h.set_secret_in(
-        "team-b",
+        &team_b,
         "ovh-api",
         json!({"applicationSecret": "wrong-again"}),
     )
     .await;
-    h.wait_condition_in::<SendConnector>("team-b", "relay-b", "False", "OvhError")
+    h.wait_condition_in::<SendConnector>(&team_b, "relay-b", "False", "OvhError")
         .await;
-    h.wait_condition_in::<SendConnector>("team-a", "relay-a", "True", "Ready")
+    h.wait_condition_in::<SendConnector>(&team_a, "relay-a", "True", "Ready")
         .await;
 }
 

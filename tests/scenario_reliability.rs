@@ -158,7 +158,8 @@ async fn a_rename_after_a_lost_create_answer_renames_the_one_connector() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_changed_organization_or_service_is_stalled_not_a_second_connector() {
-    // A cluster without the CRD's CEL rules lets these changes through; the operator must not.
+    // On the in-memory API only, whatever the backend asked for, with the CRDs' rules off:
+    // a real API server's CEL rules refuse the change itself (spec.organization is immutable).
     let mut h = Harness::start_idle_unvalidated().await;
     h.start_controller(HOUR);
     h.connectors()
@@ -227,7 +228,7 @@ async fn a_changed_organization_or_service_is_stalled_not_a_second_connector() {
 async fn create_raw<K: kube::Resource<DynamicType = ()>>(h: &Harness, body: Value) {
     let ar = kube::core::ApiResource::erase::<K>(&());
     let api: kube::Api<kube::core::DynamicObject> =
-        kube::Api::namespaced_with(h.client.clone(), NS, &ar);
+        kube::Api::namespaced_with(h.client.clone(), &h.ns, &ar);
     let obj: kube::core::DynamicObject = serde_json::from_value(body).unwrap();
     api.create(&PostParams::default(), &obj).await.unwrap();
 }
@@ -255,7 +256,8 @@ fn json_patch_merge(target: &mut Value, patch: &Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn undecodable_objects_are_reported_and_skipped() {
-    // Objects the CRD refuses exist only where a looser CRD let them in.
+    // On the in-memory API only, whatever the backend asked for: a real API server refuses
+    // these objects (tests/real_server.rs stores one there under a looser CRD instead).
     let mut h = Harness::start_idle_unvalidated().await;
     // Stored before the operator starts: its first list holds them.
     for (name, patch) in [
@@ -273,7 +275,7 @@ async fn undecodable_objects_are_reported_and_skipped() {
         &h,
         json!({
             "apiVersion": "sendconnector.io/v1alpha1", "kind": "MailboxBinding",
-            "metadata": {"name": "bad-binding", "namespace": NS},
+            "metadata": {"name": "bad-binding"},
             "spec": {"connectorRef": {"name": "good"}, "mailboxes": "newsletter@mydomain.ovh"}
         }),
     )
@@ -346,6 +348,7 @@ async fn a_resource_that_never_reached_ovh_is_deleted_at_once() {
         .await
         .unwrap();
     gone(&h, "nowhere").await;
+    // The Event may be stored a moment after the object is gone.
     wait_for("the Deleted Event", Duration::from_secs(10), || {
         h.events_for("nowhere")
             .iter()
@@ -448,6 +451,8 @@ async fn a_terminal_error_costs_at_most_three_requests_per_safety_period() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_bad_input_corpus_is_refused_without_an_ovh_write() {
+    // On the in-memory API only, whatever the backend asked for: a real API server refuses
+    // the corpus at apply time (tests/crd.rs), so the operator never sees it there.
     let mut h = Harness::start_idle_unvalidated().await;
     // A real cluster refuses these at apply time (tests/crd.rs); here they are stored the way
     // a cluster without the CRD's rules would, and the operator must hold its ground.

@@ -25,7 +25,7 @@ async fn ready_connector(h: &Harness, name: &str) -> i64 {
 fn binding(name: &str, connector: &str, mailboxes: &[&str]) -> MailboxBinding {
     serde_json::from_value(json!({
         "apiVersion": "sendconnector.io/v1alpha1", "kind": "MailboxBinding",
-        "metadata": {"name": name, "namespace": NS},
+        "metadata": {"name": name},
         "spec": {"connectorRef": {"name": connector}, "mailboxes": mailboxes, "deletionPolicy": "Delete"}
     }))
     .unwrap()
@@ -157,8 +157,7 @@ async fn a_mailbox_attach_task_is_in_the_mailbox_entry_while_it_runs() {
 
 /// The stored Events about `name`, raw.
 fn raw_events(h: &Harness, name: &str) -> Vec<Value> {
-    h.k8s
-        .events()
+    h.events()
         .into_iter()
         .filter(|e| e["regarding"]["name"] == name || e["involvedObject"]["name"] == name)
         .collect()

@@ -114,7 +114,7 @@ async fn no_secret_in_logs_events_status_or_errors() {
         "debug logs were captured"
     );
     let mut seen = vec![logs];
-    seen.push(serde_json::to_string(&h.k8s.events()).unwrap());
+    seen.push(serde_json::to_string(&h.events()).unwrap());
     for name in ["relay", "denied", "lost"] {
         seen.push(h.object::<SendConnector>(name).to_string());
     }

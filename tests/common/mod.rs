@@ -1,7 +1,19 @@
-//! The scenario harness: the in-memory Kubernetes API with both CRDs, the OVH simulator over
-//! HTTP, the credentials and password Secrets, and the real controllers.
+//! The scenario harness: a Kubernetes API with both CRDs (the in-memory one, or a real
+//! kube-apiserver: [`backend`]), the OVH simulator over HTTP, the credentials and password
+//! Secrets, and the real controllers.
+//!
+//! Each harness has a namespace of its own (`h.ns`): `mail` on the in-memory API, a unique
+//! name on a real API server, which the scenarios of several test processes share. There the
+//! controller watches only the harness's namespaces and runs as a ServiceAccount with the
+//! shipped RBAC ([`operator_identity`]); a request it sends that is refused with 403 fails the
+//! test.
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
+pub mod backend;
+pub mod operator_identity;
+pub mod testenv;
+
+use backend::{Backend, Kind};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PostParams};
 use kube::core::ApiResource;
@@ -15,6 +27,7 @@ use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
 pub const ORG: &str = "private-zz111111-1";
+/// The harness's namespace on the in-memory API.
 pub const NS: &str = "mail";
 
 pub const SEED: &str = r#"
@@ -38,14 +51,23 @@ tasks: {todoSeconds: 0.05, doingSeconds: 0.1}
 pub type Tweak = Box<dyn Fn(&mut ControllerConfig) + Send + Sync>;
 
 pub struct Harness {
-    pub k8s: ApiServer,
+    pub k8s: Backend,
+    /// A client with every right (the admin's on a real API server), for the test's own acts.
     pub client: kube::Client,
+    /// The harness's namespace: the resources', the Secrets', the Lease's.
+    pub ns: String,
+    /// Every namespace of the harness (`ns` first), the ones a controller watches on a real
+    /// API server.
+    pub namespaces: Vec<String>,
     pub sim: RunningSimulator,
     pub stop: Option<tokio::sync::oneshot::Sender<()>>,
     pub task: Option<tokio::task::JoinHandle<()>>,
     pub resync: Duration,
     /// Changes to the test configuration, applied on every (re)start.
     pub tweak: Option<Tweak>,
+    /// The shipped RBAC the operator runs with on a real API server
+    /// (`SENDCONNECTOR_TEST_RBAC` unless a test says otherwise).
+    pub rbac: backend::Rbac,
 }
 
 /// The controller settings of the scenarios: fast polls, short backoffs, no budget limit.
@@ -86,26 +108,56 @@ impl Harness {
 
     /// Like [`Harness::start_idle`], with another simulator seed (same credentials).
     pub async fn start_idle_seeded(seed: &str) -> Self {
-        Self::start_idle_with(seed, true).await
+        Self::start_idle_on(backend::selected(), seed).await
     }
 
-    /// Like [`Harness::start_idle`], on a cluster whose CRDs carry no validation (as after a
-    /// looser CRD was applied), so that objects the real CRDs refuse can be stored.
+    /// Like [`Harness::start_idle`], on an in-memory cluster whose CRDs carry no validation
+    /// (as after a looser CRD was applied), so that objects the real CRDs refuse can be
+    /// stored. A real server cannot be made to store them this way: such tests stay on the
+    /// in-memory backend.
     pub async fn start_idle_unvalidated() -> Self {
-        Self::start_idle_with(SEED, false).await
+        Self::start_idle_with(Kind::Memory, SEED, false).await
     }
 
-    async fn start_idle_with(seed: &str, validated: bool) -> Self {
+    /// [`Harness::start_idle_seeded`] on a given backend.
+    pub async fn start_idle_on(kind: Kind, seed: &str) -> Self {
+        Self::start_idle_with(kind, seed, true).await
+    }
+
+    async fn start_idle_with(kind: Kind, seed: &str, validated: bool) -> Self {
         let resync = Duration::from_secs(3600);
-        let k8s = ApiServer::new();
-        for c in crd::crds() {
-            if validated {
-                k8s.register_crd(&c);
-            } else {
-                k8s.register_crd_unvalidated(&c);
+        let (k8s, client, ns) = match kind {
+            Kind::Memory => {
+                let k8s = ApiServer::new();
+                for c in crd::crds() {
+                    if validated {
+                        k8s.register_crd(&c);
+                    } else {
+                        k8s.register_crd_unvalidated(&c);
+                    }
+                }
+                let client = k8s.client();
+                (Backend::Memory(k8s), client, NS.to_owned())
             }
-        }
-        let client = k8s.client();
+            Kind::Real => {
+                let k8s = Backend::real();
+                let Backend::Real(real) = &k8s else {
+                    unreachable!()
+                };
+                let client =
+                    kube::Client::try_from(backend::real_config(&real.kubeconfig, None).await)
+                        .unwrap();
+                (k8s, client, unique_namespace())
+            }
+        };
+        let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+        namespaces
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap(),
+            )
+            .await
+            .unwrap();
         let sim = Simulator::start(
             SimulatorConfig {
                 seed: Seed::from_yaml(seed).unwrap(),
@@ -115,7 +167,7 @@ impl Harness {
         )
         .await
         .unwrap();
-        let secrets: Api<Secret> = Api::namespaced(client.clone(), NS);
+        let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
         for (name, data) in [
             (
                 "ovh-api",
@@ -135,23 +187,51 @@ impl Harness {
                 .await
                 .unwrap();
         }
-        let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
-        namespaces
-            .create(
-                &PostParams::default(),
-                &serde_json::from_value(json!({"metadata": {"name": NS}})).unwrap(),
-            )
-            .await
-            .unwrap();
         Self {
             k8s,
             client,
+            namespaces: vec![ns.clone()],
+            ns,
             sim,
             stop: None,
             task: None,
             resync,
             tweak: None,
+            rbac: backend::rbac_mode(),
         }
+    }
+
+    /// A namespace of the harness's own besides `ns`, created: `name` on the in-memory API,
+    /// `NS-name` on a real one. Create them before the controller starts: on a real API
+    /// server it watches the namespaces known at its start.
+    pub async fn namespace(&mut self, name: &str) -> String {
+        let full = self.unwatched_namespace(name).await;
+        if !self.namespaces.contains(&full) {
+            self.namespaces.push(full.clone());
+        }
+        full
+    }
+
+    /// Like [`Harness::namespace`], for a namespace the controller does not watch unless a
+    /// test says so (one holding the default credentials, say).
+    pub async fn unwatched_namespace(&mut self, name: &str) -> String {
+        let full = match self.k8s.kind() {
+            Kind::Memory => name.to_owned(),
+            Kind::Real => format!("{}-{name}", self.ns),
+        };
+        let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(self.client.clone());
+        let created = namespaces
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": full}})).unwrap(),
+            )
+            .await;
+        match created {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 409 => {}
+            Err(e) => panic!("creating namespace {full}: {e}"),
+        }
+        full
     }
 
     /// Like [`Harness::start`], with the controller settings changed by `tweak`.
@@ -167,19 +247,15 @@ impl Harness {
 
     pub fn start_controller(&mut self, resync: Duration) {
         self.resync = resync;
-        let config = self.tweak.as_ref().map_or_else(
-            || test_config(resync),
-            |t| {
-                let mut c = test_config(resync);
-                t(&mut c);
-                c
-            },
-        );
+        let mut config = test_config(resync);
+        if let Some(t) = self.tweak.as_ref() {
+            t(&mut config);
+        }
+        let client = self.controller_client(&mut config);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let client = self.client.clone();
         self.stop = Some(tx);
         self.task = Some(tokio::spawn(async move {
-            controller::run(client, config, async move {
+            controller::run(client.await, config, async move {
                 let _ = rx.await;
             })
             .await
@@ -187,18 +263,102 @@ impl Harness {
         }));
     }
 
+    /// The client a controller with `config` runs with: the harness's own on the in-memory
+    /// API; on a real one, the operator's ServiceAccount with the shipped RBAC for what
+    /// `config` needs, and `config` limited to the harness's namespaces when it names none.
+    pub fn controller_client(
+        &self,
+        config: &mut ControllerConfig,
+    ) -> impl std::future::Future<Output = kube::Client> + Send + 'static {
+        let admin = self.client.clone();
+        let real = match &self.k8s {
+            Backend::Memory(_) => None,
+            Backend::Real(real) => {
+                if config.namespaces.is_empty() {
+                    config.namespaces.clone_from(&self.namespaces);
+                }
+                Some(real.clone())
+            }
+        };
+        let home = config
+            .leader_election
+            .as_ref()
+            .map_or_else(|| format!("{}-system", self.ns), |l| l.namespace.clone());
+        let watched = config.namespaces.clone();
+        let default_secret = config.default_credentials_secret.clone();
+        let leader_election = config.leader_election.is_some();
+        let rbac = self.rbac;
+        async move {
+            let Some(real) = real else {
+                return admin;
+            };
+            let needs = operator_identity::Needs {
+                home: &home,
+                watched: &watched,
+                default_secret,
+                leader_election,
+            };
+            operator_identity::operator_client(&admin, &real, rbac, &needs).await
+        }
+    }
+
     pub fn connectors(&self) -> Api<SendConnector> {
-        Api::namespaced(self.client.clone(), NS)
+        Api::namespaced(self.client.clone(), &self.ns)
     }
 
     pub fn bindings(&self) -> Api<MailboxBinding> {
-        Api::namespaced(self.client.clone(), NS)
+        Api::namespaced(self.client.clone(), &self.ns)
     }
 
     pub fn object<K: kube::Resource<DynamicType = ()>>(&self, name: &str) -> Value {
-        self.k8s
-            .get_object(&ApiResource::erase::<K>(&()), Some(NS), name)
-            .unwrap_or(Value::Null)
+        self.object_in::<K>(&self.ns, name)
+    }
+
+    /// Every Event in the harness's namespaces (on the in-memory API: every Event).
+    pub fn events(&self) -> Vec<Value> {
+        match &self.k8s {
+            Backend::Memory(server) => server.events(),
+            Backend::Real(_) => {
+                let resource = ApiResource::erase::<k8s_openapi::api::events::v1::Event>(&());
+                self.namespaces
+                    .iter()
+                    .flat_map(|ns| self.k8s.list_objects(&resource, Some(ns)))
+                    .collect()
+            }
+        }
+    }
+
+    /// A value that changes whenever Kubernetes stores a change: on the in-memory API its
+    /// count of persisted writes; on a real one the resourceVersions of every object the
+    /// operator writes (both kinds and Events) in the harness's namespaces. A write that
+    /// changes nothing changes neither.
+    pub fn k8s_revision(&self) -> String {
+        match &self.k8s {
+            Backend::Memory(server) => server.write_count().to_string(),
+            Backend::Real(_) => {
+                let mut versions = Vec::new();
+                for resource in [
+                    ApiResource::erase::<SendConnector>(&()),
+                    ApiResource::erase::<MailboxBinding>(&()),
+                    ApiResource::erase::<k8s_openapi::api::events::v1::Event>(&()),
+                ] {
+                    for ns in &self.namespaces {
+                        for o in self.k8s.list_objects(&resource, Some(ns)) {
+                            versions.push(format!(
+                                "{}/{ns}/{}@{}",
+                                resource.plural,
+                                o["metadata"]["name"].as_str().unwrap_or_default(),
+                                o["metadata"]["resourceVersion"]
+                                    .as_str()
+                                    .unwrap_or_default()
+                            ));
+                        }
+                    }
+                }
+                versions.sort();
+                versions.join(" ")
+            }
+        }
     }
 
     /// Requests the simulator received on one route of the service, e.g. `("PUT", "/sendConnector/{id}")`.
@@ -259,7 +419,7 @@ pub async fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> 
 pub fn connector_manifest(name: &str) -> SendConnector {
     serde_json::from_value(json!({
         "apiVersion": "sendconnector.io/v1alpha1", "kind": "SendConnector",
-        "metadata": {"name": name, "namespace": NS},
+        "metadata": {"name": name},
         "spec": {
             "organization": ORG, "smartHost": "smtp-relay.example.com", "port": 587, "requireTLS": true, "maxSendSize": 100,
             "authentication": {"mechanism": "basicAuthRequireTLS", "user": "relay-user", "passwordSecretRef": {"name": "relay-password", "key": "password"}},
@@ -272,7 +432,7 @@ pub fn connector_manifest(name: &str) -> SendConnector {
 pub fn binding_manifest(name: &str, connector: &str) -> MailboxBinding {
     serde_json::from_value(json!({
         "apiVersion": "sendconnector.io/v1alpha1", "kind": "MailboxBinding",
-        "metadata": {"name": name, "namespace": NS},
+        "metadata": {"name": name},
         "spec": {"connectorRef": {"name": connector}, "mailboxes": ["newsletter@mydomain.ovh", "contact@mydomain.ovh"], "defaultForDomains": ["mydomain.ovh"], "deletionPolicy": "Delete"}
     }))
     .unwrap()
@@ -315,8 +475,7 @@ impl Harness {
 
     /// `(reason, note)` of the Events about one object.
     pub fn events_for(&self, name: &str) -> Vec<(String, String)> {
-        self.k8s
-            .events()
+        self.events()
             .iter()
             .filter(|e| e["regarding"]["name"] == name || e["involvedObject"]["name"] == name)
             .map(|e| {
@@ -360,7 +519,7 @@ impl Harness {
 
     /// Replaces a Secret's data (`stringData` values).
     pub async fn set_secret(&self, name: &str, data: Value) {
-        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), NS);
+        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &self.ns);
         let patch = json!({"stringData": data});
         secrets
             .patch(
@@ -418,7 +577,8 @@ impl Harness {
         status: &str,
         reason: &str,
     ) -> Value {
-        self.wait_condition_in::<K>(NS, name, status, reason).await
+        self.wait_condition_in::<K>(&self.ns, name, status, reason)
+            .await
     }
 
     /// [`Harness::wait_condition`] in any namespace.
@@ -489,6 +649,32 @@ impl Harness {
             }
             assert!(Instant::now() < deadline, "OVH tasks never finished");
             tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
+
+/// A namespace name no other harness on the same API server has.
+fn unique_namespace() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "mail-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+impl Drop for Harness {
+    /// On a real API server, a request of the operator refused with 403 is a missing rule in
+    /// the shipped RBAC: the test fails (unless it is failing already).
+    fn drop(&mut self) {
+        if let Backend::Real(real) = &self.k8s {
+            let denied = real.denied.lock().unwrap().clone();
+            assert!(
+                denied.is_empty() || std::thread::panicking(),
+                "the operator was refused {} request(s) by RBAC: {denied:#?}",
+                denied.len()
+            );
         }
     }
 }
