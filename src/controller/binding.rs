@@ -235,8 +235,6 @@ struct Written {
     by_reason: BTreeMap<&'static str, (i64, Vec<String>)>,
     /// Task ids OVH runs for the writes, by target (address, or [`domain_key`]).
     tasks: BTreeMap<String, i64>,
-    /// Targets written whose answer named no task: their task is read from the object.
-    untracked: Vec<String>,
 }
 
 impl Written {
@@ -316,11 +314,9 @@ async fn write(
                 .set_account_connector(address, *connector_id)
                 .instrument(write_span(&why))
                 .await?;
-            match task {
-                Some(t) => {
-                    done.tasks.insert(address.clone(), t.id);
-                }
-                None => done.untracked.push(address.clone()),
+            // An answer without its task: the next poll reads it from the account.
+            if let Some(t) = task {
+                done.tasks.insert(address.clone(), t.id);
             }
             if *connector_id != 0 && was_bound.contains(address) {
                 ctx.metrics().drift_corrected("MailboxBinding");
@@ -351,11 +347,8 @@ async fn write(
                 .change_default_sbr(domain, *connector_id)
                 .instrument(write_span(&why))
                 .await?;
-            match task {
-                Some(t) => {
-                    done.tasks.insert(domain_key(domain), t.id);
-                }
-                None => done.untracked.push(domain_key(domain)),
+            if let Some(t) = task {
+                done.tasks.insert(domain_key(domain), t.id);
             }
             if *connector_id != 0 && was_bound.contains(&domain_key(domain)) {
                 ctx.metrics().drift_corrected("MailboxBinding");
@@ -391,27 +384,8 @@ async fn write_all(
         }
     }
     done.publish(ctx, mb).await;
-    // OVH answers these writes without their task: the objects name it.
-    let addresses: Vec<String> = done
-        .untracked
-        .iter()
-        .filter(|k| !k.starts_with("domain:"))
-        .cloned()
-        .collect();
-    if let Ok(accounts) = api.get_accounts(&addresses).await {
-        for (address, account) in accounts {
-            if let Some(t) = account.and_then(|a| a.pending_task()) {
-                done.tasks.insert(address, t);
-            }
-        }
-    }
-    for key in &done.untracked {
-        if let Some(name) = key.strip_prefix("domain:") {
-            if let Ok(Some(t)) = api.get_domain(name).await.map(|d| d.pending_task()) {
-                done.tasks.insert(key.clone(), t);
-            }
-        }
-    }
+    // OVH answers these writes without their task; the objects name it, and the next poll's
+    // read of them (the status waits for it) records it.
     Ok(done)
 }
 
