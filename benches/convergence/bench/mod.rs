@@ -329,6 +329,8 @@ async fn idle(binary: &Path, plan: &Plan) -> Result<Idle> {
 /// The delay before the probe connector is applied, and the budget of the probe.
 pub const FAIRNESS_DELAY: Duration = Duration::from_secs(10);
 pub const FAIRNESS_RATE: f64 = 5.0;
+/// How long the probe may take before it is reported as not Ready.
+pub const FAIRNESS_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// L converging at 5 requests/s; one more connector applied after 10 s: its time to Ready.
 async fn fairness(binary: &Path, plan: &Plan) -> Result<Fairness> {
@@ -347,15 +349,17 @@ async fn fairness(binary: &Path, plan: &Plan) -> Result<Fairness> {
         w.connector(probe),
     )
     .await?;
-    let deadline = applied + Duration::from_secs(600);
+    // A probe still waiting at the deadline is reported as such rather than failing the
+    // whole benchmark: waiting behind all of L is the unfairness this probe looks for.
+    let deadline = applied + FAIRNESS_TIMEOUT;
     let ready_at = loop {
         rig.check_operator()?;
         let step = (Instant::now() + Duration::from_secs(1)).min(deadline);
         if let Some(at) = tracker.wait_ready(&key, step).await {
-            break at;
+            break Some(at);
         }
         if Instant::now() >= deadline {
-            bail!("the probe connector is not Ready after 600 s");
+            break None;
         }
     };
     // The rest of L, without the probe: how far it had got when the probe was Ready.
@@ -364,7 +368,11 @@ async fn fairness(binary: &Path, plan: &Plan) -> Result<Fairness> {
     Ok(Fairness {
         rate: FAIRNESS_RATE,
         delay_seconds: FAIRNESS_DELAY.as_secs_f64(),
-        seconds: ready_at.saturating_duration_since(applied).as_secs_f64(),
+        seconds: ready_at
+            .unwrap_or_else(Instant::now)
+            .saturating_duration_since(applied)
+            .as_secs_f64(),
+        ready: ready_at.is_some(),
         others_ready: ready.saturating_sub(1),
         others: seen.saturating_sub(1),
     })

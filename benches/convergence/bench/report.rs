@@ -50,8 +50,9 @@ pub struct Idle {
 pub struct Fairness {
     pub rate: f64,
     pub delay_seconds: f64,
-    /// From the probe's creation to its Ready.
+    /// From the probe's creation to its Ready (to the deadline when not `ready`).
     pub seconds: f64,
+    pub ready: bool,
     /// L's resources Ready at that moment, of `others`.
     pub others_ready: usize,
     pub others: usize,
@@ -340,7 +341,7 @@ impl Report {
             })).collect::<Vec<_>>(),
             "idle": self.idle.map(|i| json!({"rssMiB": mib(i.rss_kib), "peakRssMiB": mib(i.peak_kib)})),
             "fairness": self.fairness.iter().map(|f| json!({
-                "rate": f.rate, "delaySeconds": f.delay_seconds, "seconds": f.seconds,
+                "rate": f.rate, "delaySeconds": f.delay_seconds, "seconds": f.seconds, "ready": f.ready,
                 "othersReady": f.others_ready, "others": f.others,
             })).collect::<Vec<_>>(),
         })
