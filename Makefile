@@ -1,5 +1,5 @@
 # Thin aliases: the real commands live in scripts/ and Cargo.
-.PHONY: test lint fmt build demo simulator tools chaos
+.PHONY: test lint fmt build demo simulator tools chaos bench
 
 test:
 	./scripts/test
@@ -26,3 +26,8 @@ tools:
 # The fault campaign at full size: three seeds under each set of simulator switches.
 chaos:
 	SENDCONNECTOR_CHAOS=full cargo test --release --test chaos -- --nocapture
+
+# The convergence benchmark (README, Performance): release build, 15 to 25 minutes in full;
+# BENCH_ONLY=S,L,XL,rest,fairness,idle and BENCH_RUNS=N narrow it.
+bench:
+	cargo bench --bench convergence
