@@ -89,7 +89,7 @@ pub async fn reconcile(mb: Arc<MailboxBinding>, ctx: Arc<Context>) -> Result<Act
             return Ok(Action::requeue(wait));
         }
         // Woken by its own status write while its tasks run: the poll is not due yet.
-        if let Some(wait) = ctx.poll_due(&key, &inputs) {
+        if let Some(wait) = ctx.polls.remaining(&key, &inputs) {
             return Ok(Action::requeue(wait));
         }
         let base = needs_announcement(&mut status);
@@ -137,7 +137,7 @@ pub async fn reconcile(mb: Arc<MailboxBinding>, ctx: Arc<Context>) -> Result<Act
         ),
     };
     if let Some(inputs) = held_inputs {
-        ctx.poll_inputs(&key, &inputs);
+        ctx.polls.depends_on(&key, inputs.clone());
         ctx.hold_inputs(&key, inputs);
     }
     report(&ctx, &api, &*mb, old.as_ref(), &mut status, &verdict).await?;
@@ -845,7 +845,7 @@ async fn converge(
             },
             {
                 let wait = ctx.task_wait(&key, !p.writes.is_empty());
-                ctx.poll_later(&key, wait);
+                ctx.polls.set(&key, wait);
                 Action::requeue(wait)
             },
         ));

@@ -92,7 +92,7 @@ pub async fn reconcile(sc: Arc<SendConnector>, ctx: Arc<Context>) -> Result<Acti
             return Ok(Action::requeue(wait));
         }
         // Woken by its own status write while its tasks run: the poll is not due yet.
-        if let Some(wait) = ctx.poll_due(&key, &inputs) {
+        if let Some(wait) = ctx.polls.remaining(&key, &inputs) {
             return Ok(Action::requeue(wait));
         }
         let base = needs_announcement(&mut status);
@@ -134,7 +134,7 @@ pub async fn reconcile(sc: Arc<SendConnector>, ctx: Arc<Context>) -> Result<Acti
         }
     };
     if let Some(inputs) = held_inputs {
-        ctx.poll_inputs(&key, &inputs);
+        ctx.polls.depends_on(&key, inputs.clone());
         ctx.hold_inputs(&key, inputs);
     }
     report(&ctx, &api, &*sc, old.as_ref(), &mut status, &verdict).await?;
@@ -324,9 +324,9 @@ pub(super) fn write_span(why: &str) -> tracing::Span {
 }
 
 /// Looks at `sc`'s task again in `wait`; a reconcile woken sooner by its own status write
-/// waits on (see [`Context::poll_due`]).
+/// waits on (see [`Context::polls`]).
 fn poll_in(ctx: &Context, sc: &SendConnector, wait: Duration) -> Action {
-    ctx.poll_later(&key_of(sc), wait);
+    ctx.polls.set(&key_of(sc), wait);
     Action::requeue(wait)
 }
 

@@ -121,7 +121,7 @@ pub struct Context {
     /// Resources waiting out a backoff or a stall, by key: until when, and what they depended
     /// on then (spec generation, annotations, Secret versions). While both hold, a reconcile
     /// triggered by the resource's own status write costs no OVH request.
-    pub(super) holds: Mutex<HashMap<String, (String, tokio::time::Instant)>>,
+    pub(super) holds: Holds,
     /// Per object, Event type, reason and action: the note last published and the recorder
     /// it went through (see [`Context::recorder_for`]).
     pub(super) event_series: Mutex<HashMap<String, EventSeries>>,
@@ -139,7 +139,52 @@ pub struct Context {
     /// Resources waiting for the next poll of their OVH tasks, by key: until when, and what
     /// they depended on then (as for `holds`). A reconcile triggered before, by the
     /// resource's own status write, neither reads OVH nor writes status.
-    pub(super) polls: Mutex<HashMap<String, (String, tokio::time::Instant)>>,
+    pub polls: Holds,
+}
+
+/// Resources kept waiting, by key: until when, and what they depended on then (spec
+/// generation, annotations, Secret versions). A reconcile that finds the wait not over and
+/// its inputs unchanged returns at once.
+#[derive(Default)]
+pub struct Holds(Mutex<HashMap<String, (String, tokio::time::Instant)>>);
+
+impl Holds {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, tokio::time::Instant)>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// `key` waits `wait` from now; what it depends on is recorded by [`Holds::depends_on`].
+    pub fn set(&self, key: &str, wait: Duration) {
+        let until = tokio::time::Instant::now() + wait;
+        self.lock().insert(key.to_owned(), (String::new(), until));
+    }
+
+    /// Records what the wait of `key` set during this reconcile depends on.
+    pub fn depends_on(&self, key: &str, inputs: String) {
+        if let Some(entry) = self.lock().get_mut(key) {
+            entry.0 = inputs;
+        }
+    }
+
+    /// How long `key` still waits, if what it depends on is as it was (`inputs`); `None`
+    /// (and the wait forgotten) when it is over or its inputs changed.
+    pub fn remaining(&self, key: &str, inputs: &str) -> Option<Duration> {
+        let mut all = self.lock();
+        let (held_inputs, until) = all.get(key)?;
+        let now = tokio::time::Instant::now();
+        if held_inputs == inputs && now < *until {
+            Some(*until - now)
+        } else {
+            all.remove(key);
+            None
+        }
+    }
+
+    pub fn clear(&self, key: &str) {
+        self.lock().remove(key);
+    }
 }
 
 /// The recorder of one Event series and the note it carries.
@@ -179,12 +224,12 @@ impl Context {
             ovh_clients: Mutex::default(),
             statuses: Mutex::default(),
             failures: Mutex::default(),
-            holds: Mutex::default(),
+            holds: Holds::default(),
             event_series: Mutex::default(),
             waiting_since: Mutex::default(),
             lists_after: Mutex::default(),
             drafts: Mutex::default(),
-            polls: Mutex::default(),
+            polls: Holds::default(),
         }
     }
 
@@ -349,51 +394,30 @@ impl Context {
 
     /// How long a held resource still waits, if what it depends on is as it was (`inputs`).
     pub fn held_for(&self, key: &str, inputs: &str) -> Option<Duration> {
-        let holds = self
-            .holds
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (held_inputs, until) = holds.get(key)?;
-        let now = tokio::time::Instant::now();
-        (held_inputs == inputs && now < *until).then(|| *until - now)
+        self.holds.remaining(key, inputs)
     }
 
     /// Holds the resource for `wait` (a terminal error: the slow safety timer).
     pub fn hold(&self, key: &str, wait: Duration) {
-        let until = tokio::time::Instant::now() + wait;
-        self.holds
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(key.to_owned(), (String::new(), until));
+        self.holds.set(key, wait);
     }
 
     /// Records what the current hold of `key` (set by [`Self::hold`] or [`Self::next_backoff`]
     /// during this reconcile) depends on.
     pub fn hold_inputs(&self, key: &str, inputs: String) {
-        if let Some(entry) = self
-            .holds
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get_mut(key)
-        {
-            entry.0 = inputs;
-        }
+        self.holds.depends_on(key, inputs);
     }
 
     /// When `key`, waiting for OVH tasks, looks again ([`ControllerConfig::task_poll_after`]
     /// the time it has waited). `started`: its tasks started just now.
     pub fn task_wait(&self, key: &str, started: bool) -> Duration {
-        let now = tokio::time::Instant::now();
-        let mut waiting = self
-            .waiting_since
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if started {
-            waiting.insert(key.to_owned(), now);
+            self.waiting_since
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(key);
         }
-        let since = *waiting.entry(key.to_owned()).or_insert(now);
-        drop(waiting);
-        self.config.task_poll_after(now - since)
+        self.config.task_poll_after(self.waited(key))
     }
 
     /// The instant the connector lists `uid` plans on must be read from, if any.
@@ -413,47 +437,6 @@ impl Context {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let entry = after.entry(uid.to_owned()).or_insert(at);
         *entry = (*entry).max(at);
-    }
-
-    /// `key` looks at its tasks again in `wait`, not before (unless what it depends on
-    /// changes: see [`Context::poll_due`]).
-    pub fn poll_later(&self, key: &str, wait: Duration) {
-        let until = tokio::time::Instant::now() + wait;
-        self.polls
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(key.to_owned(), (String::new(), until));
-    }
-
-    /// How long `key` still waits for its next task poll, if what it depends on is as it
-    /// was (`inputs`) when the poll was set; `None` when it is due (or never set).
-    pub fn poll_due(&self, key: &str, inputs: &str) -> Option<Duration> {
-        let mut polls = self
-            .polls
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (set_inputs, until) = polls.get(key)?;
-        let now = tokio::time::Instant::now();
-        if set_inputs == inputs && now < *until {
-            Some(*until - now)
-        } else {
-            polls.remove(key);
-            None
-        }
-    }
-
-    /// Records what the poll `key` set during this reconcile depends on.
-    pub fn poll_inputs(&self, key: &str, inputs: &str) {
-        if let Some(entry) = self
-            .polls
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get_mut(key)
-        {
-            if entry.0.is_empty() {
-                inputs.clone_into(&mut entry.0);
-            }
-        }
     }
 
     /// How long `key` has waited for something, counted from the first call.
@@ -477,10 +460,7 @@ impl Context {
     }
 
     pub fn reset_backoff(&self, key: &str) {
-        self.holds
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(key);
+        self.holds.clear(key);
         self.failures
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -208,6 +208,30 @@ where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
     S: Report,
 {
+    put_verdict(obj, status, verdict);
+    if ctx.keep_draft(&obj.uid().unwrap_or_default(), status) {
+        return Ok(());
+    }
+    write_and_remember(ctx, api, obj, old, status).await
+}
+
+/// Writes `status` with the waiting-for-OVH verdict, whatever the reconcile in progress
+/// decides about its own report.
+async fn announce<K, S>(ctx: &Context, api: &Api<K>, obj: &K, status: &mut S) -> Result<(), Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
+    S: Report,
+{
+    put_verdict(obj, status, &Verdict::waiting_for_ovh());
+    write_and_remember(ctx, api, obj, None, status).await
+}
+
+/// Puts the verdict and the bookkeeping every report carries into the status.
+fn put_verdict<K: Resource<DynamicType = ()>, S: Report>(
+    obj: &K,
+    status: &mut S,
+    verdict: &Verdict,
+) {
     conditions::apply(
         status.conditions_mut(),
         verdict,
@@ -220,29 +244,21 @@ where
             .get(RECONCILE_REQUESTED_AT_ANNOTATION)
             .cloned(),
     );
-    let uid = obj.uid().unwrap_or_default();
-    if ctx.keep_draft(&uid, status) {
-        return Ok(());
-    }
-    write_status(api, &obj.name_any(), old, status).await?;
-    ctx.remember_status(&uid, status);
-    Ok(())
 }
 
-/// Writes `status` with the waiting-for-OVH verdict, whatever the reconcile in progress
-/// decides about its own report.
-async fn announce<K, S>(ctx: &Context, api: &Api<K>, obj: &K, status: &mut S) -> Result<(), Error>
+/// Writes `status` unless it equals `old`, and remembers it as written.
+async fn write_and_remember<K, S>(
+    ctx: &Context,
+    api: &Api<K>,
+    obj: &K,
+    old: Option<&S>,
+    status: &S,
+) -> Result<(), Error>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
     S: Report,
 {
-    conditions::apply(
-        status.conditions_mut(),
-        &Verdict::waiting_for_ovh(),
-        obj.meta().generation,
-        &now(),
-    );
-    write_status(api, &obj.name_any(), None, status).await?;
+    write_status(api, &obj.name_any(), old, status).await?;
     ctx.remember_status(&obj.uid().unwrap_or_default(), status);
     Ok(())
 }
