@@ -637,11 +637,7 @@ async fn campaign(seed: u64, strict: bool, size: Size) {
     // hundreds of resources fit a fast in-process API; the scenarios cover the real one.
     let h = Harness::start_idle_on(backend::Kind::Memory, &simulator_seed(size)).await;
     if strict {
-        h.sim.sim().update_settings(|s| {
-            s.list_connector_when_created = true;
-            s.reject_mutation_while_pending = true;
-            s.task_list_includes_finished = false;
-        });
+        h.use_strict_switches();
     }
     h.sim.sim().set_faults(faults(seed));
     let mut c = Campaign {

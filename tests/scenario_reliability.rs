@@ -13,16 +13,6 @@ use std::time::Duration;
 
 const HOUR: Duration = Duration::from_secs(3600);
 
-/// The simulator switches under which OVH is least forgiving: a new connector is listed only
-/// once its task is done, a busy object refuses writes, task lists show running tasks only.
-fn strict(h: &Harness) {
-    h.sim.sim().update_settings(|s| {
-        s.list_connector_when_created = true;
-        s.reject_mutation_while_pending = true;
-        s.task_list_includes_finished = false;
-    });
-}
-
 fn named(name: &str, display_name: &str) -> SendConnector {
     let mut sc = connector_manifest(name);
     sc.spec.display_name = Some(display_name.to_owned());
@@ -86,7 +76,7 @@ async fn deleting_the_loser_of_a_conflict_leaves_the_winners_connector() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connectors_listed_only_once_created_are_created_once() {
     let h = Harness::start(HOUR).await;
-    strict(&h);
+    h.use_strict_switches();
     h.sim.sim().set_faults(Faults {
         latency_ms: 0,
         seed: None,

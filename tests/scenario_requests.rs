@@ -18,14 +18,6 @@ const HOUR: Duration = Duration::from_secs(3600);
 /// Tasks long enough (3 s) that creations made one after the other could not overlap.
 const SLOW_TASKS: &str = "tasks: {todoSeconds: 1.5, doingSeconds: 1.5}";
 
-fn strict(h: &Harness) {
-    h.sim.sim().update_settings(|s| {
-        s.list_connector_when_created = true;
-        s.reject_mutation_while_pending = true;
-        s.task_list_includes_finished = false;
-    });
-}
-
 /// The seed of the scenarios with other task durations.
 fn seed_with(tasks: &str) -> String {
     let base = SEED
@@ -81,7 +73,7 @@ fn displayed(h: &Harness) -> Vec<String> {
 async fn creations_overlap_and_cost_about_two_requests_each(strict_switches: bool) {
     let mut h = Harness::start_idle_seeded(&seed_with(SLOW_TASKS)).await;
     if strict_switches {
-        strict(&h);
+        h.use_strict_switches();
     }
     let names = names(10);
     create_all(&h, &names).await;
@@ -127,7 +119,7 @@ async fn creations_on_one_service_run_side_by_side_under_the_strict_switches() {
 async fn a_lost_create_answer_among_others(strict_switches: bool) {
     let mut h = Harness::start_idle_seeded(&seed_with(SLOW_TASKS)).await;
     if strict_switches {
-        strict(&h);
+        h.use_strict_switches();
     }
     h.sim.sim().set_faults(Faults {
         latency_ms: 0,

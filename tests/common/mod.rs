@@ -491,6 +491,17 @@ impl Harness {
             .collect()
     }
 
+    /// The simulator switches under which OVH is least forgiving: a new connector is listed
+    /// only once its task is done, a busy object refuses writes, task lists show running
+    /// tasks only.
+    pub fn use_strict_switches(&self) {
+        self.sim.sim().update_settings(|s| {
+            s.list_connector_when_created = true;
+            s.reject_mutation_while_pending = true;
+            s.task_list_includes_finished = false;
+        });
+    }
+
     pub fn ovh_writes(&self) -> u64 {
         self.sim.sim().write_count()
     }
