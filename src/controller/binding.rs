@@ -137,7 +137,12 @@ pub async fn reconcile(mb: Arc<MailboxBinding>, ctx: Arc<Context>) -> Result<Act
         ),
     };
     if let Some(inputs) = held_inputs {
-        ctx.polls.depends_on(&key, inputs.clone());
+        if ctx.polls.is_new(&key) {
+            // The connector may have changed in the store while converge ran (it proceeds
+            // once the connector has its id): the poll waits on what the store holds now, so
+            // the change that let it proceed does not end the wait early.
+            ctx.polls.depends_on(&key, stall_inputs(&mb, &ctx).await);
+        }
         ctx.hold_inputs(&key, inputs);
     }
     report(&ctx, &api, &*mb, old.as_ref(), &mut status, &verdict).await?;

@@ -168,6 +168,13 @@ impl Holds {
         }
     }
 
+    /// Whether a wait of `key` was set during this reconcile (its inputs not recorded yet).
+    pub fn is_new(&self, key: &str) -> bool {
+        self.lock()
+            .get(key)
+            .is_some_and(|(inputs, _)| inputs.is_empty())
+    }
+
     /// How long `key` still waits, if what it depends on is as it was (`inputs`); `None`
     /// (and the wait forgotten) when it is over or its inputs changed.
     pub fn remaining(&self, key: &str, inputs: &str) -> Option<Duration> {
