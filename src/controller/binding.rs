@@ -128,7 +128,12 @@ pub async fn reconcile(mb: Arc<MailboxBinding>, ctx: Arc<Context>) -> Result<Act
                     Action::requeue(ctx.config.announce_after.saturating_sub(waited)),
                 )
             } else {
-                (conditions::verdict_for(&e), Action::requeue(ctx.resync()))
+                // The connector's change may reach this binding before the store holds it:
+                // look again, less and less often (no OVH request is made for it).
+                (
+                    conditions::verdict_for(&e),
+                    Action::requeue(ctx.config.task_poll_after(waited)),
+                )
             }
         }
         Err(e) => (
