@@ -51,8 +51,6 @@ where
         .await
     {
         Ok(_) => Ok(()),
-        // Already gone: nothing left to hold.
-        Err(kube::Error::Api(s)) if s.code == 404 && action == "remove the finalizer" => Ok(()),
         Err(source) => Err(Error::Kube { action, source }),
     }
 }
@@ -66,17 +64,49 @@ where
     set_finalizers(api, obj, &finalizers, "add the finalizer").await
 }
 
+/// Removes this operator's finalizer, guarded by the finalizer list itself rather than the
+/// resourceVersion: the copy a deletion reconcile holds is often older than this operator's own
+/// last status write, which changes the resourceVersion but not the finalizers. Someone else's
+/// change to the list in between fails the test and is retried.
 pub async fn remove_finalizer<K>(api: &Api<K>, obj: &K) -> Result<(), Error>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
 {
-    let finalizers: Vec<String> = obj
-        .finalizers()
-        .iter()
-        .filter(|f| *f != FINALIZER)
-        .cloned()
-        .collect();
-    set_finalizers(api, obj, &finalizers, "remove the finalizer").await
+    use json_patch::{PatchOperation, RemoveOperation, ReplaceOperation, TestOperation};
+    let current = obj.finalizers();
+    let remaining: Vec<&String> = current.iter().filter(|f| *f != FINALIZER).collect();
+    let list = json_patch::jsonptr::PointerBuf::from_tokens(["metadata", "finalizers"]);
+    let change = if remaining.is_empty() {
+        PatchOperation::Remove(RemoveOperation { path: list.clone() })
+    } else {
+        PatchOperation::Replace(ReplaceOperation {
+            path: list.clone(),
+            value: serde_json::json!(remaining),
+        })
+    };
+    let guarded = json_patch::Patch(vec![
+        PatchOperation::Test(TestOperation {
+            path: list,
+            value: serde_json::json!(current),
+        }),
+        change,
+    ]);
+    match api
+        .patch(
+            &obj.name_any(),
+            &PatchParams::default(),
+            &Patch::<()>::Json(guarded),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        // Already gone: nothing left to hold.
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(source) => Err(Error::Kube {
+            action: "remove the finalizer",
+            source,
+        }),
+    }
 }
 
 /// Publishes an Event about `obj`; a failure to publish is logged, never fatal.
@@ -275,5 +305,61 @@ mod tests {
         assert!(note.starts_with("dry run, not written: PUT /x; "));
         assert!(note.ends_with(" more characters)"), "{note}");
         assert_eq!(event_note("attached".into()), "attached");
+    }
+
+    /// A connector carrying this operator's finalizer (and `others`), stored in an in-memory
+    /// API, and the copy of it a reconcile would hold.
+    async fn stored_connector(
+        others: &[&str],
+    ) -> (Api<crate::crd::SendConnector>, crate::crd::SendConnector) {
+        let server = memory_apiserver::ApiServer::new();
+        for crd in crate::crd::crds() {
+            server.register_crd(&crd);
+        }
+        let api: Api<crate::crd::SendConnector> = Api::namespaced(server.client(), "mail");
+        let mut finalizers = vec![FINALIZER.to_owned()];
+        finalizers.extend(others.iter().map(|f| (*f).to_owned()));
+        let object: crate::crd::SendConnector = serde_json::from_value(serde_json::json!({
+            "apiVersion": "sendconnector.io/v1alpha1", "kind": "SendConnector",
+            "metadata": {"name": "relay", "namespace": "mail", "finalizers": finalizers},
+            "spec": {"organization": "private-zz111111-1", "smartHost": "smtp.example.com"},
+        }))
+        .unwrap();
+        let held = api
+            .create(&kube::api::PostParams::default(), &object)
+            .await
+            .unwrap();
+        (api, held)
+    }
+
+    #[tokio::test]
+    async fn the_finalizer_goes_even_when_the_held_copy_predates_a_status_write() {
+        let (api, held) = stored_connector(&["example.com/other"]).await;
+        // The operator's own status write moves the resourceVersion on.
+        let status = serde_json::json!({"status": {"state": "ok"}});
+        api.patch_status("relay", &PatchParams::default(), &Patch::Merge(&status))
+            .await
+            .unwrap();
+        remove_finalizer(&api, &held).await.unwrap();
+        let stored = api.get("relay").await.unwrap();
+        assert_eq!(stored.finalizers(), ["example.com/other"]);
+        // The last finalizer removes the list.
+        let (api, held) = stored_connector(&[]).await;
+        remove_finalizer(&api, &held).await.unwrap();
+        assert!(api.get("relay").await.unwrap().finalizers().is_empty());
+    }
+
+    #[tokio::test]
+    async fn removing_the_finalizer_never_drops_one_added_since() {
+        let (api, held) = stored_connector(&[]).await;
+        let added =
+            serde_json::json!({"metadata": {"finalizers": [FINALIZER, "example.com/late"]}});
+        api.patch("relay", &PatchParams::default(), &Patch::Merge(&added))
+            .await
+            .unwrap();
+        let refused = remove_finalizer(&api, &held).await;
+        assert!(refused.is_err(), "{refused:?}");
+        let stored = api.get("relay").await.unwrap();
+        assert_eq!(stored.finalizers(), [FINALIZER, "example.com/late"]);
     }
 }

@@ -665,7 +665,7 @@ impl Harness {
 }
 
 /// A namespace name no other harness on the same API server has.
-fn unique_namespace() -> String {
+pub fn unique_namespace() -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
     format!(

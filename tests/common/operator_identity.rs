@@ -49,6 +49,17 @@ pub async fn operator_client(
     rbac: Rbac,
     needs: &Needs<'_>,
 ) -> kube::Client {
+    let token = operator_token(admin, rbac, needs).await;
+    let config = real_config(&real.kubeconfig, Some(&token)).await;
+    kube::client::ClientBuilder::try_from(config)
+        .unwrap()
+        .with_layer(&RecordDenied(real.denied.clone()))
+        .build()
+}
+
+/// Creates the ServiceAccount and its bindings (idempotent), and returns a fresh token of it
+/// (valid for an hour).
+pub async fn operator_token(admin: &kube::Client, rbac: Rbac, needs: &Needs<'_>) -> String {
     Api::<k8s_openapi::api::core::v1::Namespace>::all(admin.clone())
         .patch(
             needs.home,
@@ -74,7 +85,7 @@ pub async fn operator_client(
     for doc in rbac_documents(rbac, needs) {
         apply(admin, &doc).await;
     }
-    let token = accounts
+    accounts
         .create_token_request(
             SERVICE_ACCOUNT,
             &PostParams::default(),
@@ -90,12 +101,19 @@ pub async fn operator_client(
         .unwrap()
         .status
         .expect("a TokenRequest answer carries the token")
-        .token;
-    let config = real_config(&real.kubeconfig, Some(&token)).await;
-    kube::client::ClientBuilder::try_from(config)
-        .unwrap()
-        .with_layer(&RecordDenied(real.denied.clone()))
-        .build()
+        .token
+}
+
+/// A kubeconfig for the process form of the operator (`run`): the admin kubeconfig's cluster
+/// with `token` as the only credential.
+pub fn kubeconfig_with_token(admin_kubeconfig: &Path, token: &str) -> String {
+    let mut config: Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(admin_kubeconfig).unwrap()).unwrap();
+    config["users"] = json!([{"name": "operator", "user": {"token": token}}]);
+    for context in config["contexts"].as_array_mut().unwrap() {
+        context["context"]["user"] = json!("operator");
+    }
+    serde_json::to_string(&config).unwrap()
 }
 
 /// The RBAC objects that grant `needs` with the shipped rules, for this harness.

@@ -139,6 +139,60 @@ impl ApiError {
         }
     }
 
+    /// 422 for a merge or JSON patch whose result strict field validation refuses: upstream
+    /// decodes the patched object strictly, names the field `patch` and quotes the whole
+    /// object, keys sorted, with no kind or name.
+    pub fn strict_patch(patched: &Value, unknown: &[String]) -> Self {
+        let fields: Vec<String> = unknown
+            .iter()
+            .map(|f| format!("unknown field \"{f}\""))
+            .collect();
+        let object = serde_json::to_string(patched).unwrap_or_default();
+        let cause = format!(
+            "Invalid value: {}: strict decoding error: {}",
+            serde_json::to_string(&object).unwrap_or_default(),
+            fields.join(", ")
+        );
+        Self {
+            code: 422,
+            reason: "Invalid",
+            message: format!(" \"\" is invalid: patch: {cause}"),
+            details: Some(json!({"causes": [{
+                "reason": "FieldValueInvalid",
+                "message": cause,
+                "field": "patch",
+            }]})),
+        }
+    }
+
+    /// 500 for an apply patch naming fields its schema does not declare: upstream cannot build
+    /// the typed patch, whatever `fieldValidation` says. `fields` are dotted paths.
+    pub fn undeclared_apply_fields(
+        kind: &ResourceKind,
+        namespace: &str,
+        name: &str,
+        fields: &[String],
+    ) -> Self {
+        let errors: Vec<String> = fields
+            .iter()
+            .map(|f| format!(".{f}: field not declared in schema"))
+            .collect();
+        let listed = match errors.as_slice() {
+            [one] => one.clone(),
+            many => format!("errors:\n  {}", many.join("\n  ")),
+        };
+        Self {
+            code: 500,
+            reason: "",
+            message: format!(
+                "failed to create typed patch object ({namespace}/{name}; {}, Kind={}): {listed}",
+                kind.api_version(),
+                kind.kind
+            ),
+            details: None,
+        }
+    }
+
     /// 400 for a request that cannot be decoded or violates strict field validation.
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, "BadRequest", message)
@@ -184,6 +238,10 @@ impl ApiError {
             "reason": self.reason,
             "code": self.code,
         });
+        if self.reason.is_empty() {
+            // Upstream omits an unknown reason (internal errors).
+            status.as_object_mut().map(|s| s.remove("reason"));
+        }
         if let Some(details) = &self.details {
             status["details"] = details.clone();
         }

@@ -259,6 +259,9 @@ pub fn patch(
             "fieldManager: Required value: is required for apply patch",
         ));
     }
+    if patch_kind == PatchKind::Apply {
+        undeclared_apply_fields(kind, target, &document)?;
+    }
     let Some(existing) = state
         .store
         .get(&kind.key(), target.namespace, target.name)
@@ -285,6 +288,9 @@ pub fn patch(
         ),
         PatchKind::Json => patch::json_patch(&mut patched, &document)
             .map_err(|e| ApiError::invalid(kind, target.name, e.to_string()))?,
+    }
+    if matches!(patch_kind, PatchKind::Merge | PatchKind::Json) {
+        strict_patch_fields(kind, &patched, options.field_validation)?;
     }
     check_resource_version(kind, target.name, &existing, &patched)?;
     let updated = match target.subresource {
@@ -451,6 +457,52 @@ fn stamp_type(kind: &ResourceKind, object: &mut Value) {
     let map = as_map(object);
     map.insert("apiVersion".to_owned(), json!(kind.api_version()));
     map.insert("kind".to_owned(), json!(kind.kind));
+}
+
+/// Merge and JSON patches: upstream decodes the patched object strictly, so `Strict` refuses
+/// undeclared fields with a 422 naming the `patch` (PUT and POST answer a 400 instead).
+fn strict_patch_fields(
+    kind: &ResourceKind,
+    patched: &Value,
+    validation: FieldValidation,
+) -> Result<(), ApiError> {
+    let Some(schema) = kind.schema.as_ref().filter(|_| kind.custom) else {
+        return Ok(());
+    };
+    if validation != FieldValidation::Strict {
+        return Ok(());
+    }
+    let mut unknown = prune_unknown_fields(&mut patched.clone(), schema);
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    unknown.sort();
+    Err(ApiError::strict_patch(patched, &unknown))
+}
+
+/// Apply patches: a field the schema does not declare makes upstream's typed patch fail (500),
+/// whatever `fieldValidation` says.
+fn undeclared_apply_fields(
+    kind: &ResourceKind,
+    target: Target<'_>,
+    document: &Value,
+) -> Result<(), ApiError> {
+    let Some(schema) = kind.schema.as_ref().filter(|_| kind.custom) else {
+        return Ok(());
+    };
+    let unknown = prune_unknown_fields(&mut document.clone(), schema);
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    let namespace = document["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or_default();
+    Err(ApiError::undeclared_apply_fields(
+        kind,
+        namespace,
+        target.name,
+        &unknown,
+    ))
 }
 
 /// Prunes fields the CRD schema does not declare; `Strict` turns them into a 400.

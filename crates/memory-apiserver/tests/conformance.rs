@@ -155,13 +155,34 @@ fn refused(error: kube::Error) -> Verdict {
             fields.insert(field.to_owned());
         }
     }
-    let mut causes: Vec<String> = causes_list.iter().map(|c| c.message.clone()).collect();
+    // So does an apply patch naming undeclared fields (`.spec.x: field not declared ...`).
+    for part in status.message.split(" .").skip(1) {
+        if let Some((field, _)) = part.split_once(": field not declared in schema") {
+            fields.insert(field.to_owned());
+        }
+    }
+    let mut causes: Vec<String> = causes_list
+        .iter()
+        .map(|c| without_quoted_object(&c.message))
+        .collect();
     causes.sort();
     Verdict::Rejected {
         code: status.code,
         fields,
         causes,
-        message: status.message.clone(),
+        message: without_quoted_object(&status.message),
+    }
+}
+
+/// A refused patch quotes the whole patched object (uid, timestamps, managed fields): the
+/// backends agree on everything else.
+fn without_quoted_object(message: &str) -> String {
+    let Some((before, rest)) = message.split_once("Invalid value: \"{") else {
+        return message.to_owned();
+    };
+    match rest.rsplit_once("}\": ") {
+        Some((_, after)) => format!("{before}Invalid value: \"{{object}}\": {after}"),
+        None => message.to_owned(),
     }
 }
 
