@@ -14,7 +14,7 @@ use crate::crd::{
     BindingPhase, DeletionPolicy, DomainStatus, MailboxBinding, MailboxBindingStatus,
     MailboxStatus, PlannedCall, RECONCILE_REQUESTED_AT_ANNOTATION, SendConnector, reasons,
 };
-use crate::ovh::model::Domain;
+use crate::ovh::model::{Account, Domain};
 use crate::ovh::{ExchangeApi, OvhError};
 use crate::reconcile::binding::{
     BindingInputs, BindingPlan, BindingWrite, Phase, domain_key, plan, plan_release_all,
@@ -218,11 +218,49 @@ fn conflicts(
     out
 }
 
+/// The accounts with these addresses (`None`: no such mailbox), from the service's shared
+/// list where the server expands lists (one read serves every binding of the service), read
+/// after this binding's own last writes.
+async fn read_accounts(
+    api: &ExchangeApi,
+    ctx: &Context,
+    uid: &str,
+    addresses: &[String],
+) -> Result<BTreeMap<String, Option<Account>>, OvhError> {
+    if addresses.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let Some(all) = api.accounts_since(ctx.lists_after(uid)).await? else {
+        return api.get_accounts(addresses).await;
+    };
+    let mut out: BTreeMap<String, Option<Account>> =
+        addresses.iter().map(|a| (a.clone(), None)).collect();
+    for account in all.items.iter() {
+        if let Some(slot) = out.get_mut(&account.primary_email_address) {
+            *slot = Some(account.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// The domains with these names (`None`: not on the service), as [`read_accounts`].
 async fn read_domains(
     api: &ExchangeApi,
+    ctx: &Context,
+    uid: &str,
     names: &[String],
 ) -> Result<BTreeMap<String, Option<Domain>>, OvhError> {
     let mut out = BTreeMap::new();
+    if names.is_empty() {
+        return Ok(out);
+    }
+    if let Some(all) = api.domains_since(ctx.lists_after(uid)).await? {
+        for name in names {
+            let found = all.items.iter().find(|d| d.name == *name).cloned();
+            out.insert(name.clone(), found);
+        }
+        return Ok(out);
+    }
     for name in names {
         match api.get_domain(name).await {
             Ok(d) => {
@@ -387,8 +425,13 @@ async fn write_all(
     was_bound: &BTreeSet<String>,
 ) -> Result<Written, OvhError> {
     let mut done = Written::default();
+    let uid = mb.uid().unwrap_or_default();
     for w in writes {
-        if let Err(e) = write(api, ctx, w, was_bound, &mut done).await {
+        let result = write(api, ctx, w, was_bound, &mut done).await;
+        // Whatever the answer (it may be lost after OVH applied the write), this binding's
+        // next reads of the shared lists are read after it.
+        ctx.needs_lists_after(&uid, tokio::time::Instant::now());
+        if let Err(e) = result {
             done.publish(ctx, mb).await;
             return Err(e);
         }
@@ -715,10 +758,11 @@ async fn converge(
         .collect();
     let mut wanted: Vec<String> = mb.spec.mailboxes.clone();
     wanted.extend(released_mailboxes.iter().cloned());
-    let accounts = api.get_accounts(&wanted).await?;
+    let uid = mb.uid().unwrap_or_default();
+    let accounts = read_accounts(&api, ctx, &uid, &wanted).await?;
     let mut domain_names = mb.spec.default_for_domains.clone();
     domain_names.extend(released_domains.iter().cloned());
-    let domain_objects = read_domains(&api, &domain_names).await?;
+    let domain_objects = read_domains(&api, ctx, &uid, &domain_names).await?;
     let mut p = plan(&BindingInputs {
         connector_id,
         mailboxes: mb.spec.mailboxes.clone(),
@@ -927,8 +971,9 @@ async fn release(
     domains.extend(status.domains.iter().map(|d| d.name.clone()));
     domains.sort();
     domains.dedup();
-    let accounts = api.get_accounts(&mailboxes).await?;
-    let domain_objects = read_domains(&api, &domains).await?;
+    let uid = mb.uid().unwrap_or_default();
+    let accounts = read_accounts(&api, ctx, &uid, &mailboxes).await?;
+    let domain_objects = read_domains(&api, ctx, &uid, &domains).await?;
     let (writes, done) = plan_release_all(
         connector_id,
         &mailboxes,

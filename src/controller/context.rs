@@ -128,10 +128,13 @@ pub struct Context {
     /// Resources waiting for OVH tasks that carry no start time of their own (a binding's
     /// account and domain writes), by key: since when.
     pub(super) waiting_since: Mutex<HashMap<String, tokio::time::Instant>>,
-    /// Per SendConnector uid: the connector lists it may plan on start from this instant on
-    /// (its last write was answered, or its task seen ended, by then). A list read earlier
-    /// may not show its own change; other resources' lists serve it otherwise.
+    /// Per resource uid: the shared lists (connectors; accounts and domains for a binding) it
+    /// may plan on start from this instant on (its last write was answered, or its task seen
+    /// ended, by then). A list read earlier may not show its own change; other resources'
+    /// lists serve it otherwise.
     pub(super) lists_after: Mutex<HashMap<String, tokio::time::Instant>>,
+    /// The origin of the resync ticks (the controller's start).
+    pub(super) epoch: tokio::time::Instant,
     /// Per object uid: a status computed but not written yet (a task just started, which
     /// may well be over at the next poll), and whether the current reconcile's report is to
     /// be kept as such a draft.
@@ -235,6 +238,7 @@ impl Context {
             event_series: Mutex::default(),
             waiting_since: Mutex::default(),
             lists_after: Mutex::default(),
+            epoch: tokio::time::Instant::now(),
             drafts: Mutex::default(),
             polls: Holds::default(),
         }
@@ -549,10 +553,19 @@ impl Context {
             .remove(uid);
     }
 
-    /// The resync delay with up to ±10 % jitter.
+    /// The delay until the next resync tick. Every resource resyncs at the same instants, one
+    /// per interval counted from the controller's start, so that at rest one read of each
+    /// shared list of a service (connectors, accounts, domains) serves all its resources:
+    /// the cost of finding drift is per service, not per resource. A resource is still
+    /// checked at least once per interval.
     pub fn resync(&self) -> Duration {
-        self.config
+        let interval = self
+            .config
             .resync_interval
-            .mul_f64(0.9 + rand::random::<f64>() * 0.2)
+            .max(Duration::from_millis(1))
+            .as_nanos();
+        let elapsed = self.epoch.elapsed().as_nanos();
+        let next = (elapsed / interval + 1) * interval;
+        Duration::from_nanos(u64::try_from(next - elapsed).unwrap_or(u64::MAX))
     }
 }

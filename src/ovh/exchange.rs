@@ -9,7 +9,7 @@ use super::model::{
     Account, AccountConnectorUpdate, ChangeAuthentication, ChangeDefaultSbr, Domain,
     NewSendConnector, SendConnector, SendConnectorUpdate, Task,
 };
-use super::shared_reads::{self, Listing, SharedReads};
+use super::shared_reads::{self, Listing, SharedReads, Snapshot};
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use reqwest::Method;
 use serde::de::DeserializeOwned;
@@ -28,6 +28,7 @@ pub mod routes {
     pub const ACCOUNTS: &str =
         "/email/exchange/{organizationName}/service/{exchangeService}/account";
     pub const ACCOUNT: &str = "/email/exchange/{organizationName}/service/{exchangeService}/account/{primaryEmailAddress}";
+    pub const DOMAINS: &str = "/email/exchange/{organizationName}/service/{exchangeService}/domain";
     pub const DOMAIN: &str =
         "/email/exchange/{organizationName}/service/{exchangeService}/domain/{domainName}";
     pub const CHANGE_DEFAULT_SBR: &str = "/email/exchange/{organizationName}/service/{exchangeService}/domain/{domainName}/changeDefaultSBR";
@@ -102,8 +103,9 @@ pub struct ExchangeApi {
 
 /// Batch GETs are sent in chunks of this many keys, like OVH's own control panel.
 const BATCH_CHUNK: usize = 50;
-/// Page size for expanded lists.
-const PAGE_SIZE: usize = 1000;
+/// Page size for expanded lists: what OVH's control panel asks for, so that one request lists
+/// a whole service's accounts (the operator reads them whole, shared by every binding).
+const PAGE_SIZE: usize = 5000;
 
 #[derive(serde::Deserialize)]
 struct BatchElement<T> {
@@ -144,6 +146,14 @@ impl ExchangeApi {
             shared,
             wrote_at: Arc::default(),
         }
+    }
+
+    /// When a write through this value (or a clone) was last answered.
+    fn last_write(&self) -> Option<Instant> {
+        *self
+            .wrote_at
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The key of this service's shared reads.
@@ -199,11 +209,7 @@ impl ExchangeApi {
         &self,
         not_before: Option<Instant>,
     ) -> Result<Listing, OvhError> {
-        let wrote_at = *self
-            .wrote_at
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let not_before = not_before.into_iter().chain(wrote_at).max();
+        let not_before = not_before.into_iter().chain(self.last_write()).max();
         self.shared
             .connectors(&self.shared_key(), not_before, || {
                 self.read_send_connectors()
@@ -368,6 +374,42 @@ impl ExchangeApi {
         .await
     }
 
+    /// Every account of the service through one expanded list shared with the client's other
+    /// callers (read from `not_before` on, and after this value's own writes), or `None` when
+    /// the server does not expand lists (then [`ExchangeApi::get_accounts`] reads them).
+    pub async fn accounts_since(
+        &self,
+        not_before: Option<Instant>,
+    ) -> Result<Option<Snapshot<Account>>, OvhError> {
+        if !self.features.expansion.usable() {
+            return Ok(None);
+        }
+        let not_before = not_before.into_iter().chain(self.last_write()).max();
+        self.shared
+            .accounts(&self.shared_key(), not_before, || async {
+                let call = self.call(Method::GET, routes::ACCOUNTS, "/account");
+                self.expanded_list::<Account>(&call, None).await
+            })
+            .await
+    }
+
+    /// Every domain of the service, as [`ExchangeApi::accounts_since`].
+    pub async fn domains_since(
+        &self,
+        not_before: Option<Instant>,
+    ) -> Result<Option<Snapshot<Domain>>, OvhError> {
+        if !self.features.expansion.usable() {
+            return Ok(None);
+        }
+        let not_before = not_before.into_iter().chain(self.last_write()).max();
+        self.shared
+            .domains(&self.shared_key(), not_before, || async {
+                let call = self.call(Method::GET, routes::DOMAINS, "/domain");
+                self.expanded_list::<Domain>(&call, None).await
+            })
+            .await
+    }
+
     /// Points a mailbox at a connector (`0` = the platform's own server) with a partial
     /// `PUT P/account/{address}` carrying `sendConnectorId` alone. If OVH rejects the partial
     /// body, the account is read and the PUT repeated with its `spamAndVirusConfiguration`,
@@ -529,22 +571,27 @@ impl ExchangeApi {
                 paged = paged.header("X-Pagination-Filter", f);
             }
             let reply = self.client.execute(&paged).await?;
-            let items: Vec<serde_json::Value> = reply.json(&paged)?;
-            let honoured = reply.header("x-pagination-elements").is_some()
-                || items.iter().any(serde_json::Value::is_object);
-            if !honoured {
-                if items.is_empty() {
-                    // An empty plain list says nothing about support; it is simply empty.
-                    return Ok(Some(out));
+            if reply.header("x-pagination-elements").is_some() {
+                // An expanded page: decoded straight into objects (a service's accounts are
+                // thousands; no intermediate tree).
+                self.features.expansion.set(true);
+                out.extend(reply.json::<Vec<T>>(&paged)?);
+            } else {
+                let items: Vec<serde_json::Value> = reply.json(&paged)?;
+                if !items.iter().any(serde_json::Value::is_object) {
+                    if items.is_empty() {
+                        // An empty plain list says nothing about support; it is simply empty.
+                        return Ok(Some(out));
+                    }
+                    self.features.expansion.set(false);
+                    return Ok(None);
                 }
-                self.features.expansion.set(false);
-                return Ok(None);
-            }
-            self.features.expansion.set(true);
-            for item in &items {
-                out.push(T::deserialize(item).map_err(|e| {
-                    decode_error(&paged, reply.status, &e, item.to_string().as_bytes())
-                })?);
+                self.features.expansion.set(true);
+                for item in &items {
+                    out.push(T::deserialize(item).map_err(|e| {
+                        decode_error(&paged, reply.status, &e, item.to_string().as_bytes())
+                    })?);
+                }
             }
             let total_pages: usize = reply
                 .header("x-pagination-total")

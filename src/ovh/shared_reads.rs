@@ -1,10 +1,12 @@
-//! Connector lists shared for a moment between the callers of one client: when many resources
-//! of one Exchange service reconcile together (start-up, a resync, tasks ending), one read
-//! serves them all. Concurrent readers wait for the read in flight instead of sending their
-//! own. A reader that wrote says from when on it needs a list (`not_before`, after its write),
-//! so its own writes always show to it, and other readers' writes never cost it a read.
+//! Lists of one Exchange service shared for a moment between the callers of one client: its
+//! connectors, and (where the server expands lists) its accounts and domains. When many
+//! resources of one service reconcile together (start-up, a resync, tasks ending), one read of
+//! each list serves them all. Concurrent readers wait for the read in flight instead of
+//! sending their own. A reader that wrote says from when on it needs a list (`not_before`,
+//! after its write), so its own writes always show to it, and other readers' writes never cost
+//! it a read.
 use super::error::OvhError;
-use super::model::SendConnector;
+use super::model::{Account, Domain, SendConnector};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -22,17 +24,95 @@ pub struct Listing {
     pub read_at: Instant,
 }
 
-#[derive(Debug, Default)]
-struct Slot {
-    /// The last list. The lock is held while reading, so concurrent readers share one
-    /// request.
-    value: tokio::sync::Mutex<Option<Listing>>,
+/// A shared list of one kind (accounts, domains: large, so never copied), and when its read
+/// started.
+#[derive(Debug)]
+pub struct Snapshot<T> {
+    pub items: Arc<Vec<T>>,
+    pub read_at: Instant,
+}
+
+impl<T> Clone for Snapshot<T> {
+    fn clone(&self) -> Self {
+        Self {
+            items: self.items.clone(),
+            read_at: self.read_at,
+        }
+    }
+}
+
+/// The last list of one service. The lock is held while reading, so concurrent readers share
+/// one request.
+type Slot<T> = tokio::sync::Mutex<Option<Snapshot<T>>>;
+
+/// The lists of one kind, by service.
+#[derive(Debug)]
+struct Lists<T> {
+    slots: Mutex<HashMap<String, Arc<Slot<T>>>>,
+}
+
+impl<T> Default for Lists<T> {
+    fn default() -> Self {
+        Self {
+            slots: Mutex::default(),
+        }
+    }
+}
+
+impl<T> Lists<T> {
+    fn slot(&self, service: &str) -> Arc<Slot<T>> {
+        let mut slots = self
+            .slots
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        slots.entry(service.to_owned()).or_default().clone()
+    }
+
+    /// A recent list read from `not_before` on if there is one, else `read`'s answer (`None`:
+    /// the server cannot list this kind whole; nothing is kept).
+    async fn get<F, Fut>(
+        &self,
+        ttl: Duration,
+        service: &str,
+        not_before: Option<Instant>,
+        read: F,
+    ) -> Result<Option<Snapshot<T>>, OvhError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<Vec<T>>, OvhError>>,
+    {
+        let slot = self.slot(service);
+        let mut value = slot.lock().await;
+        if let Some(listing) = value.as_ref()
+            && listing.read_at.elapsed() < ttl
+            && not_before.is_none_or(|t| listing.read_at >= t)
+        {
+            return Ok(Some(listing.clone()));
+        }
+        let read_at = Instant::now();
+        let Some(items) = read().await? else {
+            *value = None;
+            return Ok(None);
+        };
+        let listing = Snapshot {
+            items: Arc::new(items),
+            read_at,
+        };
+        *value = Some(listing.clone());
+        Ok(Some(listing))
+    }
+
+    async fn invalidate(&self, service: &str) {
+        *self.slot(service).lock().await = None;
+    }
 }
 
 #[derive(Debug)]
 pub struct SharedReads {
     ttl: Duration,
-    slots: Mutex<HashMap<String, Arc<Slot>>>,
+    connectors: Lists<SendConnector>,
+    accounts: Lists<Account>,
+    domains: Lists<Domain>,
 }
 
 impl Default for SharedReads {
@@ -45,16 +125,10 @@ impl SharedReads {
     pub fn new(ttl: Duration) -> Self {
         Self {
             ttl,
-            slots: Mutex::default(),
+            connectors: Lists::default(),
+            accounts: Lists::default(),
+            domains: Lists::default(),
         }
-    }
-
-    fn slot(&self, service: &str) -> Arc<Slot> {
-        let mut slots = self
-            .slots
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        slots.entry(service.to_owned()).or_default().clone()
     }
 
     /// The connectors of `service`: a recent list read from `not_before` on if there is one,
@@ -69,28 +143,59 @@ impl SharedReads {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Vec<SendConnector>, OvhError>>,
     {
-        let slot = self.slot(service);
-        let mut value = slot.value.lock().await;
-        if let Some(listing) = value.as_ref() {
-            if listing.read_at.elapsed() < self.ttl
-                && not_before.is_none_or(|t| listing.read_at >= t)
-            {
-                return Ok(listing.clone());
-            }
-        }
-        let read_at = Instant::now();
-        let connectors = read().await?;
-        let listing = Listing {
-            connectors,
-            read_at,
-        };
-        *value = Some(listing.clone());
-        Ok(listing)
+        let listing = self
+            .connectors
+            .get(self.ttl, service, not_before, || async {
+                read().await.map(Some)
+            })
+            .await?;
+        // (A connector read always answers a list.)
+        Ok(listing.map_or_else(
+            || Listing {
+                connectors: Vec::new(),
+                read_at: Instant::now(),
+            },
+            |l| Listing {
+                connectors: l.items.as_ref().clone(),
+                read_at: l.read_at,
+            },
+        ))
     }
 
-    /// Forgets the list of `service`: the next reader reads OVH.
+    /// Every account of `service`, as [`SharedReads::connectors`]; `None` when the server
+    /// does not list them whole.
+    pub async fn accounts<F, Fut>(
+        &self,
+        service: &str,
+        not_before: Option<Instant>,
+        read: F,
+    ) -> Result<Option<Snapshot<Account>>, OvhError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<Vec<Account>>, OvhError>>,
+    {
+        self.accounts.get(self.ttl, service, not_before, read).await
+    }
+
+    /// Every domain of `service`, as [`SharedReads::accounts`].
+    pub async fn domains<F, Fut>(
+        &self,
+        service: &str,
+        not_before: Option<Instant>,
+        read: F,
+    ) -> Result<Option<Snapshot<Domain>>, OvhError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<Vec<Domain>>, OvhError>>,
+    {
+        self.domains.get(self.ttl, service, not_before, read).await
+    }
+
+    /// Forgets every list of `service`: the next readers read OVH.
     pub async fn invalidate(&self, service: &str) {
-        *self.slot(service).value.lock().await = None;
+        self.connectors.invalidate(service).await;
+        self.accounts.invalidate(service).await;
+        self.domains.invalidate(service).await;
     }
 }
 
