@@ -133,8 +133,9 @@ pub struct Context {
     /// ended, by then). A list read earlier may not show its own change; other resources'
     /// lists serve it otherwise.
     pub(super) lists_after: Mutex<HashMap<String, tokio::time::Instant>>,
-    /// The origin of the resync ticks (the controller's start).
+    /// The origin of the resync ticks (the controller's start), and the seed of their jitter.
     pub(super) epoch: tokio::time::Instant,
+    pub(super) jitter_seed: u64,
     /// Per object uid: a status computed but not written yet (a task just started, which
     /// may well be over at the next poll), and whether the current reconcile's report is to
     /// be kept as such a draft.
@@ -239,6 +240,7 @@ impl Context {
             waiting_since: Mutex::default(),
             lists_after: Mutex::default(),
             epoch: tokio::time::Instant::now(),
+            jitter_seed: rand::random(),
             drafts: Mutex::default(),
             polls: Holds::default(),
         }
@@ -553,19 +555,82 @@ impl Context {
             .remove(uid);
     }
 
-    /// The delay until the next resync tick. Every resource resyncs at the same instants, one
-    /// per interval counted from the controller's start, so that at rest one read of each
-    /// shared list of a service (connectors, accounts, domains) serves all its resources:
-    /// the cost of finding drift is per service, not per resource. A resource is still
-    /// checked at least once per interval.
+    /// The delay until the next resync tick. Every resource resyncs at the same instants, so
+    /// that at rest one read of each shared list of a service (connectors, accounts, domains)
+    /// serves all its resources: the cost of finding drift is per service, not per resource.
+    /// Tick `k` falls at `k` intervals from the controller's start, moved earlier by up to
+    /// 10 % of an interval (a jitter drawn per tick and per process, so that operators do not
+    /// all read OVH at one instant); ticks are 0.9 to 1.1 intervals apart.
     pub fn resync(&self) -> Duration {
-        let interval = self
-            .config
-            .resync_interval
-            .max(Duration::from_millis(1))
-            .as_nanos();
-        let elapsed = self.epoch.elapsed().as_nanos();
-        let next = (elapsed / interval + 1) * interval;
-        Duration::from_nanos(u64::try_from(next - elapsed).unwrap_or(u64::MAX))
+        until_next_tick(
+            self.epoch.elapsed(),
+            self.config.resync_interval,
+            self.jitter_seed,
+        )
+    }
+}
+
+/// The delay from `elapsed` (since the ticks' origin) to the next resync tick: tick `k` at `k`
+/// intervals, moved earlier by `0.1 × interval × unit_fraction(seed ^ k)`.
+fn until_next_tick(elapsed: Duration, interval: Duration, seed: u64) -> Duration {
+    let interval = interval.max(Duration::from_millis(1));
+    let tick = |k: u64| {
+        let jitter = interval.mul_f64(0.1 * unit_fraction(seed ^ k));
+        (interval * u32::try_from(k).unwrap_or(u32::MAX)).saturating_sub(jitter)
+    };
+    let first = u64::try_from(elapsed.as_nanos() / interval.as_nanos()).unwrap_or(u64::MAX);
+    (first..first.saturating_add(3))
+        .map(tick)
+        .find(|t| *t > elapsed)
+        .unwrap_or(elapsed + interval)
+        .saturating_sub(elapsed)
+}
+
+/// A fraction in `[0, 1)` drawn from `seed` (splitmix64): the same seed, the same fraction.
+fn unit_fraction(seed: u64) -> f64 {
+    let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    // The top 53 bits, exactly representable.
+    #[allow(clippy::cast_precision_loss)]
+    let fraction = (z >> 11) as f64 / (1u64 << 53) as f64;
+    fraction
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resources_resync_on_shared_ticks_at_most_a_tenth_early_or_late() {
+        let interval = Duration::from_secs(600);
+        let seed = 42;
+        let mut ticks = Vec::new();
+        // Resources that converge at any moment land on the same ticks.
+        for at in (0..36_000).step_by(7) {
+            let elapsed = Duration::from_secs(at);
+            let delay = until_next_tick(elapsed, interval, seed);
+            assert!(
+                delay > Duration::ZERO && delay <= interval.mul_f64(1.1),
+                "{delay:?}"
+            );
+            let tick = elapsed + delay;
+            if ticks.last() != Some(&tick) {
+                ticks.push(tick);
+            }
+        }
+        assert!(ticks.len() >= 59 && ticks.len() <= 61, "{}", ticks.len());
+        for pair in ticks.windows(2) {
+            let gap = pair[1].saturating_sub(pair[0]);
+            assert!(
+                gap >= interval.mul_f64(0.9) && gap <= interval.mul_f64(1.1),
+                "{gap:?}"
+            );
+        }
+        // Another process draws other ticks.
+        let other = until_next_tick(Duration::from_secs(1000), interval, 7);
+        let ours = until_next_tick(Duration::from_secs(1000), interval, seed);
+        assert_ne!(other, ours);
     }
 }
