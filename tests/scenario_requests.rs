@@ -240,3 +240,44 @@ async fn a_whole_convergence_costs_at_most_three_writes_per_resource() {
         );
     }
 }
+
+/// A SendConnector applied while 30 others drain a small request budget (5 a second) is not
+/// served after all of them: it takes every other token, so it is Ready while most of the
+/// bulk still waits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connector_applied_during_a_bulk_change_goes_ahead_of_it() {
+    let mut h = Harness::start_idle().await;
+    h.tweak = Some(Box::new(|c| {
+        c.budget = sendconnector_operator::ovh::BudgetSettings {
+            rate: 5.0,
+            burst: 1,
+        };
+    }));
+    let bulk = names(30);
+    create_all(&h, &bulk).await;
+    h.start_controller(HOUR);
+    wait_for(
+        "the bulk change's first creations",
+        Duration::from_secs(30),
+        || h.count("POST", "/sendConnector") >= 3,
+    )
+    .await;
+    h.connectors()
+        .create(&PostParams::default(), &connector_manifest("late"))
+        .await
+        .unwrap();
+    h.wait_ready::<SendConnector>("late").await;
+    let ready = bulk
+        .iter()
+        .filter(|n| ready(&h.object::<SendConnector>(n)).as_deref() == Some("True"))
+        .count();
+    eprintln!("{ready} of the 30 bulk connectors were Ready before the late one");
+    assert!(
+        ready <= 15,
+        "{ready} of the 30 bulk connectors were Ready before the late one"
+    );
+    for name in &bulk {
+        h.wait_ready::<SendConnector>(name).await;
+    }
+    assert_eq!(displayed(&h).len(), 31, "one connector per resource");
+}

@@ -133,6 +133,9 @@ pub struct Context {
     /// ended, by then). A list read earlier may not show its own change; other resources'
     /// lists serve it otherwise.
     pub(super) lists_after: Mutex<HashMap<String, tokio::time::Instant>>,
+    /// Per resource uid: the generation being worked on and when this controller first saw
+    /// it (the urgency of its OVH requests: a recent change goes ahead of a bulk one).
+    pub(super) changes: Mutex<HashMap<String, (i64, tokio::time::Instant)>>,
     /// The origin of the resync ticks (the controller's start), and the seed of their jitter.
     pub(super) epoch: tokio::time::Instant,
     pub(super) jitter_seed: u64,
@@ -239,6 +242,7 @@ impl Context {
             event_series: Mutex::default(),
             waiting_since: Mutex::default(),
             lists_after: Mutex::default(),
+            changes: Mutex::default(),
             epoch: tokio::time::Instant::now(),
             jitter_seed: rand::random(),
             drafts: Mutex::default(),
@@ -442,6 +446,23 @@ impl Context {
             .copied()
     }
 
+    /// When the change `obj` is at (its generation) was first seen by this controller.
+    pub fn change_began<K: kube::Resource>(&self, obj: &K) -> tokio::time::Instant {
+        let uid = obj.meta().uid.clone().unwrap_or_default();
+        let generation = obj.meta().generation.unwrap_or_default();
+        let mut changes = self
+            .changes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let entry = changes
+            .entry(uid)
+            .or_insert((generation, tokio::time::Instant::now()));
+        if entry.0 != generation {
+            *entry = (generation, tokio::time::Instant::now());
+        }
+        entry.1
+    }
+
     /// `uid` needs connector lists read from `at` on (`now` after a write of its own).
     pub fn needs_lists_after(&self, uid: &str, at: tokio::time::Instant) {
         let mut after = self
@@ -550,6 +571,10 @@ impl Context {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(uid);
         self.lists_after
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(uid);
+        self.changes
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(uid);

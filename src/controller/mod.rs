@@ -16,6 +16,7 @@ pub use error::Error;
 pub use leader::LeaderElection;
 
 use crate::crd::{MailboxBinding, SendConnector};
+use crate::ovh::budget;
 use crate::telemetry::metrics;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
@@ -283,12 +284,22 @@ async fn controllers(
             .collect::<Vec<_>>()
     });
 
-    let run_config = RunConfig::default().concurrency(8);
+    // No limit on reconciles at once: the request budget is what paces OVH, and it serves a
+    // recent change ahead of a bulk one; a resource queued behind the bulk change's reconciles
+    // would wait for all of them instead.
+    let run_config = RunConfig::default();
     let connectors = connectors
         .with_config(run_config.clone())
         .graceful_shutdown_on(stop_requested_owned(stop.clone()))
         .run(
-            |sc, ctx| measured("SendConnector", ctx.clone(), connector::reconcile(sc, ctx)),
+            |sc, ctx| {
+                let since = ctx.change_began(&*sc);
+                measured(
+                    "SendConnector",
+                    ctx.clone(),
+                    budget::with_urgency(since, connector::reconcile(sc, ctx)),
+                )
+            },
             connector::error_policy,
             ctx.clone(),
         )
@@ -301,7 +312,14 @@ async fn controllers(
         .with_config(run_config)
         .graceful_shutdown_on(stop_requested_owned(stop.clone()))
         .run(
-            |mb, ctx| measured("MailboxBinding", ctx.clone(), binding::reconcile(mb, ctx)),
+            |mb, ctx| {
+                let since = ctx.change_began(&*mb);
+                measured(
+                    "MailboxBinding",
+                    ctx.clone(),
+                    budget::with_urgency(since, binding::reconcile(mb, ctx)),
+                )
+            },
             binding::error_policy,
             ctx.clone(),
         )

@@ -1,10 +1,31 @@
 //! The request budget: a token bucket per set of credentials, shared by every caller that uses
 //! them, so that many resources together stay under OVH's fair use (about 60 requests a minute
 //! per consumer key).
+//!
+//! When callers wait, the bucket does not serve them in arrival order alone: each request
+//! carries the instant its resource's current change began ([`with_urgency`]), and tokens go
+//! in turn to the most recent change and to the longest-waiting request. So a resource applied
+//! while a bulk change drains the budget gets every other token and is done in moments,
+//! while the bulk change keeps at least half of the budget and no request waits forever.
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
+
+tokio::task_local! {
+    /// The instant the current resource's change began; newer changes are served first.
+    static URGENCY: Instant;
+}
+
+/// The urgency of the current task's requests, if it runs under [`with_urgency`].
+pub fn current_urgency() -> Option<Instant> {
+    URGENCY.try_with(|u| *u).ok()
+}
+
+/// Runs `work` with its OVH requests marked as part of a change that began at `since`.
+pub async fn with_urgency<F: Future>(since: Instant, work: F) -> F::Output {
+    URGENCY.scope(since, work).await
+}
 
 /// Rate and burst of a budget. The default (0.8/s, burst 10) allows at most
 /// `10 + 0.8 * 60 = 58` requests in any minute.
@@ -34,16 +55,60 @@ impl BudgetSettings {
 
 #[derive(Debug)]
 struct Bucket {
-    /// May go negative: each waiting caller reserves its token, so waiters are served in order.
     tokens: f64,
     last: Instant,
+    /// Requests waiting for a token.
+    waiting: Vec<Waiter>,
+    /// Whose turn the next token is: the most recent change's (`true`) or the longest
+    /// waiter's.
+    recent_turn: bool,
+    /// Whether a dispatcher task hands out tokens to the waiters.
+    dispatching: bool,
+    next_seq: u64,
+}
+
+#[derive(Debug)]
+struct Waiter {
+    urgency: Instant,
+    /// Arrival order.
+    seq: u64,
+    wake: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Bucket {
+    fn refill(&mut self, settings: BudgetSettings) {
+        let now = Instant::now();
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * settings.rate).min(f64::from(settings.burst));
+        self.last = now;
+    }
+
+    /// Hands the available tokens out, in turns; a waiter that gave up takes none.
+    fn serve(&mut self) {
+        while self.tokens >= 1.0 && !self.waiting.is_empty() {
+            let pick = if self.recent_turn {
+                self.waiting
+                    .iter()
+                    .enumerate()
+                    .max_by_key(|(_, w)| (w.urgency, std::cmp::Reverse(w.seq)))
+            } else {
+                self.waiting.iter().enumerate().min_by_key(|(_, w)| w.seq)
+            }
+            .map_or(0, |(i, _)| i);
+            let waiter = self.waiting.swap_remove(pick);
+            if waiter.wake.send(()).is_ok() {
+                self.tokens -= 1.0;
+                self.recent_turn = !self.recent_turn;
+            }
+        }
+    }
 }
 
 /// A token bucket. Cheap to share behind an `Arc`.
 #[derive(Debug)]
 pub struct Budget {
     settings: BudgetSettings,
-    bucket: Mutex<Bucket>,
+    bucket: Arc<Mutex<Bucket>>,
 }
 
 impl Budget {
@@ -54,10 +119,14 @@ impl Budget {
         };
         Self {
             settings,
-            bucket: Mutex::new(Bucket {
+            bucket: Arc::new(Mutex::new(Bucket {
                 tokens: f64::from(settings.burst),
                 last: Instant::now(),
-            }),
+                waiting: Vec::new(),
+                recent_turn: true,
+                dispatching: false,
+                next_seq: 0,
+            })),
         }
     }
 
@@ -67,29 +136,53 @@ impl Budget {
 
     /// Takes one request's token, waiting as long as needed; returns how long it waited.
     pub async fn acquire(&self) -> Duration {
-        let wait = self.reserve();
-        if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
-        }
-        wait
-    }
-
-    /// Reserves a token and says how long until it may be used.
-    fn reserve(&self) -> Duration {
-        let mut b = match self.bucket.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
+        let started = Instant::now();
+        let urgency = URGENCY.try_with(|u| *u).unwrap_or(started);
+        let woken = {
+            let mut b = lock(&self.bucket);
+            b.refill(self.settings);
+            if b.waiting.is_empty() && b.tokens >= 1.0 {
+                b.tokens -= 1.0;
+                return Duration::ZERO;
+            }
+            let (wake, woken) = tokio::sync::oneshot::channel();
+            let seq = b.next_seq;
+            b.next_seq += 1;
+            b.waiting.push(Waiter { urgency, seq, wake });
+            if !b.dispatching {
+                b.dispatching = true;
+                tokio::spawn(dispatch(self.bucket.clone(), self.settings));
+            }
+            woken
         };
-        let now = Instant::now();
-        let elapsed = now.saturating_duration_since(b.last).as_secs_f64();
-        b.tokens = (b.tokens + elapsed * self.settings.rate).min(f64::from(self.settings.burst));
-        b.last = now;
-        b.tokens -= 1.0;
-        if b.tokens >= 0.0 {
-            Duration::ZERO
-        } else {
-            Duration::from_secs_f64(-b.tokens / self.settings.rate)
-        }
+        // The dispatcher never drops a waiter without waking it, but it may stop with the
+        // runtime: then there is nothing left to wait for.
+        let _ = woken.await;
+        started.elapsed()
+    }
+}
+
+fn lock(bucket: &Mutex<Bucket>) -> std::sync::MutexGuard<'_, Bucket> {
+    match bucket.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+/// Hands tokens to the waiters as the bucket refills, until none waits.
+async fn dispatch(bucket: Arc<Mutex<Bucket>>, settings: BudgetSettings) {
+    loop {
+        let wait = {
+            let mut b = lock(&bucket);
+            b.refill(settings);
+            b.serve();
+            if b.waiting.is_empty() {
+                b.dispatching = false;
+                return;
+            }
+            Duration::from_secs_f64((1.0 - b.tokens).max(0.0) / settings.rate)
+        };
+        tokio::time::sleep(wait.max(Duration::from_micros(100))).await;
     }
 }
 
@@ -163,6 +256,47 @@ mod tests {
         }
         let waited = budget.acquire().await;
         assert!((waited.as_secs_f64() - 0.5).abs() < 0.01, "{waited:?}");
+    }
+
+    /// A change applied while a bulk one waits gets every other token; the bulk change keeps
+    /// the others, longest-waiting first.
+    #[tokio::test(start_paused = true)]
+    async fn a_recent_change_goes_between_the_requests_of_a_bulk_one() {
+        let budget = Arc::new(Budget::new(BudgetSettings {
+            rate: 1.0,
+            burst: 1,
+        }));
+        let bulk_began = Instant::now();
+        budget.acquire().await;
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        for i in 0..6 {
+            let (budget, order) = (budget.clone(), order.clone());
+            tasks.push(tokio::spawn(with_urgency(bulk_began, async move {
+                budget.acquire().await;
+                order.lock().unwrap().push(format!("bulk{i}"));
+            })));
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let new_began = Instant::now();
+        for i in 0..2 {
+            let (budget, order) = (budget.clone(), order.clone());
+            tasks.push(tokio::spawn(with_urgency(new_began, async move {
+                budget.acquire().await;
+                order.lock().unwrap().push(format!("new{i}"));
+            })));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let order = order.lock().unwrap().clone();
+        assert_eq!(
+            order,
+            [
+                "new0", "bulk0", "new1", "bulk1", "bulk2", "bulk3", "bulk4", "bulk5"
+            ],
+            "{order:?}"
+        );
     }
 
     #[test]

@@ -42,8 +42,62 @@ impl<T> Clone for Snapshot<T> {
 }
 
 /// The last list of one service. The lock is held while reading, so concurrent readers share
-/// one request.
-type Slot<T> = tokio::sync::Mutex<Option<Snapshot<T>>>;
+/// one request; the read goes with the urgency of the most urgent reader waiting for it (see
+/// [`super::budget`]), so a recent change is not served after a bulk one's readers.
+#[derive(Debug)]
+struct Slot<T> {
+    value: tokio::sync::Mutex<Option<Snapshot<T>>>,
+    /// The urgencies of the readers in `get`, with their counts.
+    readers: Mutex<std::collections::BTreeMap<Instant, usize>>,
+}
+
+impl<T> Default for Slot<T> {
+    fn default() -> Self {
+        Self {
+            value: tokio::sync::Mutex::default(),
+            readers: Mutex::default(),
+        }
+    }
+}
+
+/// A reader's urgency, counted in its slot while it waits or reads.
+struct Reader<'a> {
+    readers: &'a Mutex<std::collections::BTreeMap<Instant, usize>>,
+    urgency: Instant,
+}
+
+impl<'a> Reader<'a> {
+    fn enter(readers: &'a Mutex<std::collections::BTreeMap<Instant, usize>>) -> Self {
+        let urgency = super::budget::current_urgency().unwrap_or_else(Instant::now);
+        *lock(readers).entry(urgency).or_default() += 1;
+        Self { readers, urgency }
+    }
+
+    /// The most urgent reader's urgency.
+    fn most_urgent(&self) -> Instant {
+        lock(self.readers)
+            .keys()
+            .next_back()
+            .copied()
+            .unwrap_or(self.urgency)
+    }
+}
+
+impl Drop for Reader<'_> {
+    fn drop(&mut self) {
+        let mut readers = lock(self.readers);
+        if let Some(n) = readers.get_mut(&self.urgency) {
+            *n -= 1;
+            if *n == 0 {
+                readers.remove(&self.urgency);
+            }
+        }
+    }
+}
+
+fn lock<V>(m: &Mutex<V>) -> std::sync::MutexGuard<'_, V> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 /// The lists of one kind, by service.
 #[derive(Debug)]
@@ -82,7 +136,8 @@ impl<T> Lists<T> {
         Fut: Future<Output = Result<Option<Vec<T>>, OvhError>>,
     {
         let slot = self.slot(service);
-        let mut value = slot.lock().await;
+        let reader = Reader::enter(&slot.readers);
+        let mut value = slot.value.lock().await;
         if let Some(listing) = value.as_ref()
             && listing.read_at.elapsed() < ttl
             && not_before.is_none_or(|t| listing.read_at >= t)
@@ -90,7 +145,8 @@ impl<T> Lists<T> {
             return Ok(Some(listing.clone()));
         }
         let read_at = Instant::now();
-        let Some(items) = read().await? else {
+        let urgency = reader.most_urgent();
+        let Some(items) = super::budget::with_urgency(urgency, read()).await? else {
             *value = None;
             return Ok(None);
         };
@@ -103,7 +159,7 @@ impl<T> Lists<T> {
     }
 
     async fn invalidate(&self, service: &str) {
-        *self.slot(service).lock().await = None;
+        *self.slot(service).value.lock().await = None;
     }
 }
 
