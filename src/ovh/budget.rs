@@ -7,24 +7,51 @@
 //! in turn to the most recent change and to the longest-waiting request. So a resource applied
 //! while a bulk change drains the budget gets every other token and is done in moments,
 //! while the bulk change keeps at least half of the budget and no request waits forever.
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
 
-tokio::task_local! {
-    /// The instant the current resource's change began; newer changes are served first.
-    static URGENCY: Instant;
+/// How urgent a request is: the instant its resource's change began (newer is more urgent),
+/// fixed, or that of the most urgent of the readers a shared read is made for (it changes as
+/// readers come and go while the read waits for its token).
+#[derive(Clone, Debug)]
+pub enum Urgency {
+    Since(Instant),
+    MostUrgentOf(Arc<Mutex<BTreeMap<Instant, usize>>>),
 }
 
-/// The urgency of the current task's requests, if it runs under [`with_urgency`].
+impl Urgency {
+    fn now(&self) -> Option<Instant> {
+        match self {
+            Self::Since(t) => Some(*t),
+            Self::MostUrgentOf(readers) => lock(readers).keys().next_back().copied(),
+        }
+    }
+}
+
+tokio::task_local! {
+    /// The urgency of the current task's requests.
+    static URGENCY: Urgency;
+}
+
+/// The instant the current task's change began, if it runs under [`with_urgency`].
 pub fn current_urgency() -> Option<Instant> {
-    URGENCY.try_with(|u| *u).ok()
+    URGENCY.try_with(Urgency::now).ok().flatten()
 }
 
 /// Runs `work` with its OVH requests marked as part of a change that began at `since`.
 pub async fn with_urgency<F: Future>(since: Instant, work: F) -> F::Output {
-    URGENCY.scope(since, work).await
+    URGENCY.scope(Urgency::Since(since), work).await
+}
+
+/// Runs `work` (a read shared by several readers) with the urgency of the most urgent of
+/// `readers`, as it stands whenever a token is handed out.
+pub async fn with_readers_urgency<F: Future>(
+    readers: Arc<Mutex<BTreeMap<Instant, usize>>>,
+    work: F,
+) -> F::Output {
+    URGENCY.scope(Urgency::MostUrgentOf(readers), work).await
 }
 
 /// Rate and burst of a budget. The default (0.8/s, burst 10) allows at most
@@ -69,7 +96,9 @@ struct Bucket {
 
 #[derive(Debug)]
 struct Waiter {
-    urgency: Instant,
+    urgency: Urgency,
+    /// When it started waiting: the urgency of a waiter whose readers are all gone.
+    since: Instant,
     /// Arrival order.
     seq: u64,
     wake: tokio::sync::oneshot::Sender<()>,
@@ -87,10 +116,9 @@ impl Bucket {
     fn serve(&mut self) {
         while self.tokens >= 1.0 && !self.waiting.is_empty() {
             let pick = if self.recent_turn {
-                self.waiting
-                    .iter()
-                    .enumerate()
-                    .max_by_key(|(_, w)| (w.urgency, std::cmp::Reverse(w.seq)))
+                self.waiting.iter().enumerate().max_by_key(|(_, w)| {
+                    (w.urgency.now().unwrap_or(w.since), std::cmp::Reverse(w.seq))
+                })
             } else {
                 self.waiting.iter().enumerate().min_by_key(|(_, w)| w.seq)
             }
@@ -137,7 +165,9 @@ impl Budget {
     /// Takes one request's token, waiting as long as needed; returns how long it waited.
     pub async fn acquire(&self) -> Duration {
         let started = Instant::now();
-        let urgency = URGENCY.try_with(|u| *u).unwrap_or(started);
+        let urgency = URGENCY
+            .try_with(Urgency::clone)
+            .unwrap_or(Urgency::Since(started));
         let woken = {
             let mut b = lock(&self.bucket);
             b.refill(self.settings);
@@ -148,7 +178,12 @@ impl Budget {
             let (wake, woken) = tokio::sync::oneshot::channel();
             let seq = b.next_seq;
             b.next_seq += 1;
-            b.waiting.push(Waiter { urgency, seq, wake });
+            b.waiting.push(Waiter {
+                urgency,
+                since: started,
+                seq,
+                wake,
+            });
             if !b.dispatching {
                 b.dispatching = true;
                 tokio::spawn(dispatch(self.bucket.clone(), self.settings));
@@ -162,8 +197,8 @@ impl Budget {
     }
 }
 
-fn lock(bucket: &Mutex<Bucket>) -> std::sync::MutexGuard<'_, Bucket> {
-    match bucket.lock() {
+fn lock<V>(m: &Mutex<V>) -> std::sync::MutexGuard<'_, V> {
+    match m.lock() {
         Ok(guard) => guard,
         Err(poisoned) => poisoned.into_inner(),
     }

@@ -48,14 +48,14 @@ impl<T> Clone for Snapshot<T> {
 struct Slot<T> {
     value: tokio::sync::Mutex<Option<Snapshot<T>>>,
     /// The urgencies of the readers in `get`, with their counts.
-    readers: Mutex<std::collections::BTreeMap<Instant, usize>>,
+    readers: Arc<Mutex<std::collections::BTreeMap<Instant, usize>>>,
 }
 
 impl<T> Default for Slot<T> {
     fn default() -> Self {
         Self {
             value: tokio::sync::Mutex::default(),
-            readers: Mutex::default(),
+            readers: Arc::default(),
         }
     }
 }
@@ -71,15 +71,6 @@ impl<'a> Reader<'a> {
         let urgency = super::budget::current_urgency().unwrap_or_else(Instant::now);
         *lock(readers).entry(urgency).or_default() += 1;
         Self { readers, urgency }
-    }
-
-    /// The most urgent reader's urgency.
-    fn most_urgent(&self) -> Instant {
-        lock(self.readers)
-            .keys()
-            .next_back()
-            .copied()
-            .unwrap_or(self.urgency)
     }
 }
 
@@ -136,7 +127,7 @@ impl<T> Lists<T> {
         Fut: Future<Output = Result<Option<Vec<T>>, OvhError>>,
     {
         let slot = self.slot(service);
-        let reader = Reader::enter(&slot.readers);
+        let _reader = Reader::enter(&slot.readers);
         let mut value = slot.value.lock().await;
         if let Some(listing) = value.as_ref()
             && listing.read_at.elapsed() < ttl
@@ -145,8 +136,9 @@ impl<T> Lists<T> {
             return Ok(Some(listing.clone()));
         }
         let read_at = Instant::now();
-        let urgency = reader.most_urgent();
-        let Some(items) = super::budget::with_urgency(urgency, read()).await? else {
+        // The read waits for its token with the urgency of whoever waits for it, as it stands.
+        let Some(items) = super::budget::with_readers_urgency(slot.readers.clone(), read()).await?
+        else {
             *value = None;
             return Ok(None);
         };
