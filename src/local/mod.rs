@@ -209,6 +209,28 @@ fn resource_of(object: &Value) -> Option<ApiResource> {
     ))
 }
 
+/// The merge patch that turns `stored` into `wanted`: `wanted`'s values, and `null` for every
+/// key of `stored` that `wanted` lacks, object by object (a list is replaced whole).
+fn merge_patch_to(stored: &Value, wanted: &Value) -> Value {
+    let (Value::Object(stored), Value::Object(wanted_map)) = (stored, wanted) else {
+        return wanted.clone();
+    };
+    let mut patch = serde_json::Map::new();
+    for (key, value) in wanted_map {
+        let entry = match stored.get(key) {
+            Some(old) if old.is_object() && value.is_object() => merge_patch_to(old, value),
+            _ => value.clone(),
+        };
+        patch.insert(key.clone(), entry);
+    }
+    for key in stored.keys() {
+        if !wanted_map.contains_key(key) {
+            patch.insert(key.clone(), Value::Null);
+        }
+    }
+    Value::Object(patch)
+}
+
 /// Creates the object, or brings an existing one (from `--state`) to the manifest's spec,
 /// data, labels and annotations. An unchanged object is not written at all.
 async fn apply(client: &kube::Client, object: &Value) -> anyhow::Result<()> {
@@ -228,7 +250,8 @@ async fn apply(client: &kube::Client, object: &Value) -> anyhow::Result<()> {
     if object["kind"] != "Namespace" {
         body["metadata"]["namespace"] = json!(namespace);
     }
-    if api.get_opt(name).await?.is_none() {
+    let existing = api.get_opt(name).await?;
+    let Some(existing) = existing else {
         // As `kubectl apply` does: a field the schema does not know fails the create.
         let request = http::Request::post(format!("{}?fieldValidation=Strict", api.resource_url()))
             .header(http::header::CONTENT_TYPE, "application/json")
@@ -237,35 +260,38 @@ async fn apply(client: &kube::Client, object: &Value) -> anyhow::Result<()> {
             .request::<DynamicObject>(request)
             .await
             .with_context(|| format!("creating {} {namespace}/{name}", object["kind"]))?;
-    } else {
-        {
-            // A merge patch of what the manifest says; the server keeps the object as it is
-            // (same resourceVersion, no event) when nothing differs.
-            let mut patch = json!({"metadata": {"labels": body["metadata"]["labels"], "annotations": body["metadata"]["annotations"]}});
-            for key in ["spec", "stringData", "data", "type"] {
-                if !body[key].is_null() {
-                    patch[key] = body[key].clone();
-                }
-            }
-            if patch["stringData"].is_object() {
-                // Compare as data, so an unchanged Secret stays unchanged.
-                let b64 = base64::engine::general_purpose::STANDARD;
-                let data: BTreeMap<String, String> = secret_strings(&body)
-                    .into_iter()
-                    .map(|(k, v)| (k, b64.encode(v)))
-                    .collect();
-                patch["data"] = json!(data);
-                patch.as_object_mut().map(|p| p.remove("stringData"));
-            }
-            let strict = PatchParams {
-                field_validation: Some(kube::api::ValidationDirective::Strict),
-                ..PatchParams::default()
-            };
-            api.patch(name, &strict, &Patch::Merge(&patch))
-                .await
-                .with_context(|| format!("updating {} {namespace}/{name}", object["kind"]))?;
+        return Ok(());
+    };
+    // A merge patch of what the manifest says, a field it no longer has removed (as
+    // `kubectl apply` removes what it applied before); the server keeps the object as
+    // it is (same resourceVersion, no event) when nothing differs, defaults included.
+    let existing = serde_json::to_value(&existing)?;
+    let mut patch = json!({"metadata": {"labels": body["metadata"]["labels"], "annotations": body["metadata"]["annotations"]}});
+    for key in ["spec", "stringData", "data", "type"] {
+        if !body[key].is_null() {
+            patch[key] = body[key].clone();
         }
     }
+    if !body["spec"].is_null() {
+        patch["spec"] = merge_patch_to(&existing["spec"], &body["spec"]);
+    }
+    if patch["stringData"].is_object() {
+        // Compare as data, so an unchanged Secret stays unchanged.
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let data: BTreeMap<String, String> = secret_strings(&body)
+            .into_iter()
+            .map(|(k, v)| (k, b64.encode(v)))
+            .collect();
+        patch["data"] = json!(data);
+        patch.as_object_mut().map(|p| p.remove("stringData"));
+    }
+    let strict = PatchParams {
+        field_validation: Some(kube::api::ValidationDirective::Strict),
+        ..PatchParams::default()
+    };
+    api.patch(name, &strict, &Patch::Merge(&patch))
+        .await
+        .with_context(|| format!("updating {} {namespace}/{name}", object["kind"]))?;
     Ok(())
 }
 
@@ -556,6 +582,18 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<Exit> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_field_left_out_of_the_next_manifest_is_removed() {
+        let stored = json!({"port": 587, "service": "s", "authentication": {"mechanism": "basicAuth", "user": "u"}, "mailboxes": ["a", "b"]});
+        let wanted =
+            json!({"port": 25, "authentication": {"mechanism": "none"}, "mailboxes": ["a"]});
+        assert_eq!(
+            merge_patch_to(&stored, &wanted),
+            json!({"port": 25, "service": null, "authentication": {"mechanism": "none", "user": null}, "mailboxes": ["a"]})
+        );
+    }
+
     use super::*;
 
     fn resource(kind: &str, reason: &str, id: Option<i64>, plan: usize) -> Value {
