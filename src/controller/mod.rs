@@ -92,7 +92,7 @@ pub async fn run(
     });
     let election = config.leader_election.clone();
     let ctx = Arc::new(Context::new(
-        client.clone(),
+        with_requests_in_flight(&client, KUBERNETES_REQUESTS_IN_FLIGHT),
         config,
         connector_store.clone(),
         binding_store.clone(),
@@ -329,6 +329,26 @@ async fn controllers(
             }
         });
     tokio::join!(connectors, bindings);
+}
+
+/// The reconcilers' Kubernetes requests in flight at once. Reconciles themselves are not
+/// limited (see `run`), and without this each one in flight would hold a connection of its
+/// own to the API server (thousands for a thousand resources, each with its buffers).
+const KUBERNETES_REQUESTS_IN_FLIGHT: usize = 32;
+
+/// `client`, sending at most `limit` requests at once (the others wait their turn). The
+/// watches keep the unlimited client: their requests last.
+fn with_requests_in_flight(client: &Client, limit: usize) -> Client {
+    let permits = Arc::new(tokio::sync::Semaphore::new(limit));
+    let inner = client.clone();
+    let service = tower::service_fn(move |request: http::Request<kube::client::Body>| {
+        let (inner, permits) = (inner.clone(), permits.clone());
+        async move {
+            let _permit = permits.acquire_owned().await;
+            inner.send(request).await
+        }
+    });
+    Client::new(service, client.default_namespace().to_owned())
 }
 
 async fn stop_requested_owned(stop: tokio::sync::watch::Receiver<bool>) {
