@@ -13,9 +13,8 @@ fn corpus() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/memory-apiserver/tests/conformance")
 }
 
-/// The invalid manifests a `kubectl apply` could carry: one document, created, with the
-/// fields the real server names.
-fn invalid_creations() -> Vec<(String, String, Vec<String>)> {
+/// The corpus's refused cases: file, text, `# via:`, and the fields the real server names.
+fn refused_cases() -> Vec<(String, String, String, Vec<String>)> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(corpus()).unwrap() {
         let path = entry.unwrap().path();
@@ -26,15 +25,23 @@ fn invalid_creations() -> Vec<(String, String, Vec<String>)> {
         let Some(fields) = expect.strip_prefix("rejected ") else {
             continue;
         };
-        if via != "create" {
-            continue;
-        }
         let fields = fields.split(',').map(|f| f.trim().to_owned()).collect();
         let file = path.file_name().unwrap().to_string_lossy().into_owned();
-        out.push((file, text, fields));
+        let via = via.to_owned();
+        out.push((file, text, via, fields));
     }
     out.sort();
     out
+}
+
+/// The invalid manifests a `kubectl apply` could carry: one document, created, with the
+/// fields the real server names.
+fn invalid_creations() -> Vec<(String, String, Vec<String>)> {
+    refused_cases()
+        .into_iter()
+        .filter(|(_, _, via, _)| via == "create")
+        .map(|(file, text, _, fields)| (file, text, fields))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -95,20 +102,12 @@ async fn local_refuses_every_invalid_manifest_before_any_ovh_request() {
 /// names (besides `patch`, which only a patch request has).
 fn invalid_updates() -> Vec<(String, serde_json::Value, serde_json::Value, Vec<String>)> {
     let mut out = Vec::new();
-    for entry in std::fs::read_dir(corpus()).unwrap() {
-        let path = entry.unwrap().path();
-        let text = std::fs::read_to_string(&path).unwrap();
-        let mut lines = text.lines();
-        let expect = lines.next().unwrap().strip_prefix("# expect: ").unwrap();
-        let via = lines.next().unwrap().strip_prefix("# via: ").unwrap();
-        let Some(fields) = expect.strip_prefix("rejected ") else {
-            continue;
-        };
+    for (file, text, via, fields) in refused_cases() {
         let docs: Vec<serde_json::Value> = text
             .split("\n---\n")
             .map(|d| serde_saphyr::from_str(d).unwrap())
             .collect();
-        let next = match via {
+        let next = match via.as_str() {
             "replace" | "apply" => docs[1].clone(),
             "merge" => {
                 let mut object = docs[0].clone();
@@ -132,15 +131,9 @@ fn invalid_updates() -> Vec<(String, serde_json::Value, serde_json::Value, Vec<S
             // Creations are above; a status write is the operator's, never a manifest.
             _ => continue,
         };
-        let fields = fields
-            .split(',')
-            .map(|f| f.trim().to_owned())
-            .filter(|f| f != "patch")
-            .collect();
-        let file = path.file_name().unwrap().to_string_lossy().into_owned();
+        let fields = fields.into_iter().filter(|f| f != "patch").collect();
         out.push((file, docs[0].clone(), next, fields));
     }
-    out.sort_by(|a, b| a.0.cmp(&b.0));
     out
 }
 

@@ -809,7 +809,6 @@ async fn converge(
     if !p.writes.is_empty() {
         // Recorded before the writes: if the operator stops after OVH applied one, the next
         // reconcile (or the deletion) knows what may point at the connector.
-        let uid = mb.uid().unwrap_or_default();
         let old: Option<MailboxBindingStatus> =
             ctx.remembered_status(&uid).or_else(|| mb.status.clone());
         status.connector_id = Some(connector_id);
