@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use kube::api::{DeleteParams, PostParams};
 use ovh_simulator::{FaultKind, FaultRule, Faults};
-use sendconnector_operator::crd::SendConnector;
+use sendconnector_operator::crd::{MailboxBinding, SendConnector};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -498,4 +498,93 @@ async fn the_bad_input_corpus_is_refused_without_an_ovh_write() {
         .await;
     }
     assert_eq!(h.ovh_writes(), 0, "not one OVH write for bad input");
+}
+
+/// A create whose POST is slow to answer: the reconcile says it waits for OVH only if it has
+/// said nothing yet. The intent recorded before the POST stays in status throughout, so a
+/// crash at any moment leaves it on record (an announcement written over it would have erased
+/// it, and with it the guard against a second POST).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_creation_intent_stays_on_record_while_a_slow_post_is_answered() {
+    let h = Harness::start(HOUR).await;
+    h.sim.sim().set_faults(Faults {
+        latency_ms: 0,
+        seed: None,
+        rules: vec![
+            FaultRule::new(FaultKind::Latency { ms: 2500 })
+                .method("POST")
+                .path_contains("/sendConnector")
+                .times(1),
+        ],
+    });
+    h.connectors()
+        .create(&PostParams::default(), &connector_manifest("relay"))
+        .await
+        .unwrap();
+    let mut recorded = false;
+    let mut statuses = Vec::new();
+    wait_for("relay Ready", Duration::from_secs(20), || {
+        let obj = h.object::<SendConnector>("relay");
+        let status = &obj["status"];
+        if statuses.last() != Some(status) {
+            statuses.push(status.clone());
+        }
+        let on_record = !status["creation"].is_null() || !status["connectorId"].is_null();
+        assert!(
+            on_record || !recorded,
+            "the creation intent left the status: {statuses:#?}"
+        );
+        recorded |= on_record;
+        ready(&obj).as_deref() == Some("True")
+    })
+    .await;
+    assert!(recorded);
+    assert_eq!(connectors_named(&h, "relay").len(), 1);
+}
+
+/// The binding's twin: the mailboxes recorded before its first PUT (what it may attach) stay
+/// in status while that PUT is slow to answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bindings_targets_stay_on_record_while_a_slow_put_is_answered() {
+    let h = Harness::start(HOUR).await;
+    h.connectors()
+        .create(&PostParams::default(), &connector_manifest("relay"))
+        .await
+        .unwrap();
+    h.wait_ready::<SendConnector>("relay").await;
+    h.sim.sim().set_faults(Faults {
+        latency_ms: 0,
+        seed: None,
+        rules: vec![
+            FaultRule::new(FaultKind::Latency { ms: 2500 })
+                .method("PUT")
+                .path_contains("/account/")
+                .times(1),
+        ],
+    });
+    h.bindings()
+        .create(
+            &PostParams::default(),
+            &binding_manifest("newsletter", "relay"),
+        )
+        .await
+        .unwrap();
+    let mut recorded = false;
+    let mut statuses = Vec::new();
+    wait_for("newsletter Ready", Duration::from_secs(20), || {
+        let obj = h.object::<MailboxBinding>("newsletter");
+        let status = &obj["status"];
+        if statuses.last() != Some(status) {
+            statuses.push(status.clone());
+        }
+        let on_record = status["mailboxes"].as_array().is_some_and(|m| m.len() == 2);
+        assert!(
+            on_record || !recorded,
+            "the mailboxes left the status: {statuses:#?}"
+        );
+        recorded |= on_record;
+        ready(&obj).as_deref() == Some("True")
+    })
+    .await;
+    assert!(recorded);
 }

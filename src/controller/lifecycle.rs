@@ -162,9 +162,11 @@ pub fn after_error(ctx: &Context, kind: &str, key: &str, e: &Error) -> Action {
 
 /// Runs `work` (a reconcile's OVH part). A resource without any condition yet that is still
 /// waiting after `announce_after` (OVH slow to answer, or not answering at all) says so in
-/// its status; one that converges sooner costs no write for it. `base`: its status before
-/// the reconcile, `None` when it needs no announcement. `work` is not polled while the
-/// announcement is written, so the two never write at once.
+/// its status; one that converges sooner, or whose `work` has written a status meanwhile
+/// (a creation intent), costs no write for it: written over that status, the announcement
+/// would erase what it records. `base`: its status before the reconcile, `None` when it
+/// needs no announcement. `work` is not polled while the announcement is written, so the
+/// two never write at once.
 pub async fn announced_if_slow<K, S, T>(
     ctx: &Context,
     api: &Api<K>,
@@ -183,6 +185,13 @@ where
     tokio::select! {
         out = &mut work => out,
         () = tokio::time::sleep(ctx.config.announce_after) => {
+            let uid = obj.uid().unwrap_or_default();
+            let said = ctx
+                .remembered_status::<S>(&uid)
+                .is_some_and(|mut s| !s.conditions_mut().is_empty());
+            if said {
+                return work.await;
+            }
             if let Err(e) = announce(ctx, api, obj, &mut base).await {
                 tracing::warn!(resource = %obj.name_any(), error = %e, "could not say the resource waits for OVH");
             }
@@ -197,7 +206,7 @@ pub fn needs_announcement<S: Report + Clone>(status: &mut S) -> Option<S> {
     status.conditions_mut().is_empty().then(|| status.clone())
 }
 
-pub trait Report: Serialize + PartialEq {
+pub trait Report: Serialize + DeserializeOwned + PartialEq {
     fn conditions_mut(&mut self) -> &mut Vec<Condition>;
     fn set_handled(&mut self, generation: Option<i64>, requested_at: Option<String>);
 }

@@ -129,6 +129,7 @@ impl Convergence {
                 "perResource": ratio(k.total(), self.resources()),
                 "byKind": self.writes.iter().map(|(kind, w)| (kind.clone(), json!({
                     "objects": w.objects, "status": w.status, "finalizer": w.finalizer, "other": w.other,
+                    "statusSequences": w.sequences,
                 }))).collect::<serde_json::Map<_, _>>(),
             },
             "events": self.events,

@@ -13,13 +13,16 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 /// Kubernetes writes to the watched objects, summed over them.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ObjectWrites {
     pub objects: u64,
     pub status: u64,
     pub finalizer: u64,
     /// Changes that touched neither (spec or other metadata).
     pub other: u64,
+    /// How many objects went through each sequence of status writes, each write named by its
+    /// Ready condition's reason (`A > B > C`): where writes beyond the needed ones come from.
+    pub sequences: BTreeMap<String, u64>,
 }
 
 impl ObjectWrites {
@@ -36,6 +39,8 @@ struct Seen {
     ready: bool,
     ready_at: Option<Instant>,
     writes: ObjectWrites,
+    /// The Ready reason of each status write.
+    steps: Vec<String>,
 }
 
 #[derive(Default)]
@@ -170,6 +175,7 @@ impl Tracker {
             sum.status += seen.writes.status;
             sum.finalizer += seen.writes.finalizer;
             sum.other += seen.writes.other;
+            *sum.sequences.entry(seen.steps.join(" > ")).or_default() += 1;
         }
         by_kind
     }
@@ -215,6 +221,7 @@ fn observe(state: &Mutex<State>, key: String, object: &Value) {
                     ready,
                     ready_at: ready.then(Instant::now),
                     writes: ObjectWrites::default(),
+                    steps: Vec::new(),
                 },
             );
         }
@@ -224,6 +231,7 @@ fn observe(state: &Mutex<State>, key: String, object: &Value) {
                 seen.writes.finalizer += 1;
             } else if seen.status != status {
                 seen.writes.status += 1;
+                seen.steps.push(ready_reason(object));
             } else {
                 seen.writes.other += 1;
             }
@@ -238,4 +246,14 @@ fn observe(state: &Mutex<State>, key: String, object: &Value) {
             seen.ready = ready;
         }
     }
+}
+
+/// The reason of the object's Ready condition, `-` without one.
+fn ready_reason(object: &Value) -> String {
+    object["status"]["conditions"]
+        .as_array()
+        .and_then(|conditions| conditions.iter().find(|c| c["type"] == "Ready"))
+        .and_then(|c| c["reason"].as_str())
+        .unwrap_or("-")
+        .to_owned()
 }
