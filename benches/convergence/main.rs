@@ -5,7 +5,8 @@
 //!
 //! `BENCH_ONLY=S,L,XL,rest,fairness,idle` keeps some parts; `BENCH_RUNS=N` sets the runs of
 //! each timed case (3); `BENCH_RESYNC=SECONDS` the resync interval (20); `BENCH_SHORT=1` runs
-//! the short form only (S once, one short interval at rest).
+//! the short form only (S once, one short interval at rest). `BENCH_LOG_DIR=DIR` keeps each
+//! operator log there, at `BENCH_LOG_LEVEL` (an `EnvFilter`, `warn` by default).
 mod bench;
 
 use anyhow::{Context, Result};

@@ -346,6 +346,9 @@ fn record_task(ctx: &Context, pending: &PendingTask, result: &str) {
         .task_finished(&pending.function, result, elapsed);
 }
 
+/// The task function of `POST …/sendConnector`.
+const ADD_SEND_CONNECTOR: &str = "addSendConnector";
+
 /// The task function of `PUT …/sendConnector/{id}`.
 const SET_SEND_CONNECTOR: &str = "setSendConnector";
 
@@ -412,6 +415,26 @@ async fn poll_task(
             )));
         }
     }
+    // A creation whose connector the list shows settled (`ok`, no task) went through: a
+    // failed one leaves no connector. Its task need not be read to learn how it ended. Other
+    // tasks are read: a failed edit leaves the old values, which look like drift, and an
+    // authentication change shows nowhere.
+    if let [object] = target.as_slice()
+        && pending.function == ADD_SEND_CONNECTOR
+        && object.state == crate::ovh::model::ObjectState::Ok
+        && object.pending_task().is_none()
+    {
+        record_task(ctx, &pending, TaskStatus::Done.as_str());
+        status.pending_task = None;
+        status.last_task = Some(LastTask {
+            id: pending.id,
+            function: pending.function.clone(),
+            status: TaskStatus::Done.to_string(),
+            finished_at: Some(now()),
+        });
+        ctx.needs_lists_after(&uid, listing.read_at);
+        return Ok(None);
+    }
     // The list shows the object with the task gone: it was read after the task ended, so it
     // can serve the plan that follows; otherwise that plan needs a list read from now on.
     let ended_by = if target.len() == 1 {
@@ -470,7 +493,7 @@ async fn follow_task(
                 return Ok(None);
             }
             // The change did not happen: forget what it was meant to record, so it is retried.
-            if task.function == "addSendConnector" {
+            if task.function == ADD_SEND_CONNECTOR {
                 status.creation = None;
             } else if pending.function == "changeAuthentication" {
                 status.applied_authentication = None;
@@ -528,7 +551,7 @@ async fn observe(
 ) -> Result<ObservedConnectors, OvhError> {
     let (pending_creations, not_before) = if with_pending {
         let asked = tokio::time::Instant::now();
-        let tasks = api.pending_tasks(Some("addSendConnector")).await?;
+        let tasks = api.pending_tasks(Some(ADD_SEND_CONNECTOR)).await?;
         (Some(tasks.into_iter().map(|t| t.id).collect()), Some(asked))
     } else {
         (None, not_before)

@@ -133,9 +133,8 @@ pub struct Context {
     /// ended, by then). A list read earlier may not show its own change; other resources'
     /// lists serve it otherwise.
     pub(super) lists_after: Mutex<HashMap<String, tokio::time::Instant>>,
-    /// Per resource uid: the generation being worked on and when this controller first saw
-    /// it (the urgency of its OVH requests: a recent change goes ahead of a bulk one).
-    pub(super) changes: Mutex<HashMap<String, (i64, tokio::time::Instant)>>,
+    /// When each resource's current change began: the urgency of its OVH requests.
+    pub(super) changes: Mutex<super::changes::Changes>,
     /// The origin of the resync ticks (the controller's start), and the seed of their jitter.
     pub(super) epoch: tokio::time::Instant,
     pub(super) jitter_seed: u64,
@@ -446,21 +445,15 @@ impl Context {
             .copied()
     }
 
-    /// When the change `obj` is at (its generation) was first seen by this controller.
+    /// The urgency of the change `obj` is at (its generation): when this controller first
+    /// saw it, or the wave it came in ([`super::changes`]).
     pub fn change_began<K: kube::Resource>(&self, obj: &K) -> tokio::time::Instant {
         let uid = obj.meta().uid.clone().unwrap_or_default();
         let generation = obj.meta().generation.unwrap_or_default();
-        let mut changes = self
-            .changes
+        self.changes
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let entry = changes
-            .entry(uid)
-            .or_insert((generation, tokio::time::Instant::now()));
-        if entry.0 != generation {
-            *entry = (generation, tokio::time::Instant::now());
-        }
-        entry.1
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .began(&uid, generation, tokio::time::Instant::now())
     }
 
     /// `uid` needs connector lists read from `at` on (`now` after a write of its own).
@@ -577,7 +570,7 @@ impl Context {
         self.changes
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(uid);
+            .forget(uid);
     }
 
     /// The delay until the next resync tick. Every resource resyncs at the same instants, so

@@ -1,6 +1,7 @@
 //! The kube-runtime wiring: one controller per kind, the metadata-only Secret watch that
 //! triggers them, and the shared context (OVH clients per credentials, stores, Events).
 mod binding;
+mod changes;
 mod conditions;
 mod connector;
 mod context;

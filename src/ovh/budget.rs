@@ -35,6 +35,30 @@ tokio::task_local! {
     static URGENCY: Urgency;
 }
 
+tokio::task_local! {
+    /// When the current task's first request under [`noting_first_token`] got its token.
+    static FIRST_TOKEN: std::cell::Cell<Option<Instant>>;
+}
+
+/// Runs `work` and says when its first request got its token (went out to OVH), if it made
+/// one: what a list read shows is OVH's state from then on, not from when it began to wait.
+pub async fn noting_first_token<F: Future>(work: F) -> (F::Output, Option<Instant>) {
+    FIRST_TOKEN
+        .scope(std::cell::Cell::new(None), async {
+            let out = work.await;
+            (out, FIRST_TOKEN.with(std::cell::Cell::get))
+        })
+        .await
+}
+
+fn note_token() {
+    let _ = FIRST_TOKEN.try_with(|first| {
+        if first.get().is_none() {
+            first.set(Some(Instant::now()));
+        }
+    });
+}
+
 /// The instant the current task's change began, if it runs under [`with_urgency`].
 pub fn current_urgency() -> Option<Instant> {
     URGENCY.try_with(Urgency::now).ok().flatten()
@@ -173,6 +197,7 @@ impl Budget {
             b.refill(self.settings);
             if b.waiting.is_empty() && b.tokens >= 1.0 {
                 b.tokens -= 1.0;
+                note_token();
                 return Duration::ZERO;
             }
             let (wake, woken) = tokio::sync::oneshot::channel();
@@ -193,6 +218,7 @@ impl Budget {
         // The dispatcher never drops a waiter without waking it, but it may stop with the
         // runtime: then there is nothing left to wait for.
         let _ = woken.await;
+        note_token();
         started.elapsed()
     }
 }

@@ -16,8 +16,8 @@ use tokio::time::Instant;
 /// itself (a task finishing, an edit in the control panel) shows at the next poll.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(2);
 
-/// A list of the service's connectors, and when the read that produced it started: anything
-/// OVH had applied by then shows in it.
+/// A list of the service's connectors, and when the read that produced it went out to OVH
+/// (its first request got its token): anything OVH had applied by then shows in it.
 #[derive(Clone, Debug)]
 pub struct Listing {
     pub connectors: Vec<SendConnector>,
@@ -25,7 +25,7 @@ pub struct Listing {
 }
 
 /// A shared list of one kind (accounts, domains: large, so never copied), and when its read
-/// started.
+/// went out.
 #[derive(Debug)]
 pub struct Snapshot<T> {
     pub items: Arc<Vec<T>>,
@@ -135,10 +135,16 @@ impl<T> Lists<T> {
         {
             return Ok(Some(listing.clone()));
         }
-        let read_at = Instant::now();
-        // The read waits for its token with the urgency of whoever waits for it, as it stands.
-        let Some(items) = super::budget::with_readers_urgency(slot.readers.clone(), read()).await?
-        else {
+        let began = Instant::now();
+        // The read waits for its token with the urgency of whoever waits for it, as it stands;
+        // readers who wrote while it waited are served by it.
+        let (items, sent) = super::budget::noting_first_token(super::budget::with_readers_urgency(
+            slot.readers.clone(),
+            read(),
+        ))
+        .await;
+        let read_at = sent.unwrap_or(began);
+        let Some(items) = items? else {
             *value = None;
             return Ok(None);
         };
@@ -251,6 +257,39 @@ impl SharedReads {
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A read that waits for its token serves a reader whose write came while it waited: what
+    /// it shows is OVH's state from when it went out.
+    #[tokio::test(start_paused = true)]
+    async fn a_read_waiting_for_its_token_serves_writes_made_meanwhile() {
+        let shared = Arc::new(SharedReads::new(Duration::from_secs(2)));
+        let budget = Arc::new(super::super::budget::Budget::new(
+            super::super::budget::BudgetSettings {
+                rate: 1.0,
+                burst: 1,
+            },
+        ));
+        budget.acquire().await;
+        let reads = Arc::new(AtomicUsize::new(0));
+        let read = |reads: Arc<AtomicUsize>, budget: Arc<super::super::budget::Budget>| async move {
+            budget.acquire().await;
+            reads.fetch_add(1, Ordering::SeqCst);
+            Ok(Vec::new())
+        };
+        let first = {
+            let (shared, reads, budget) = (shared.clone(), reads.clone(), budget.clone());
+            tokio::spawn(async move { shared.connectors("s", None, || read(reads, budget)).await })
+        };
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let wrote = Instant::now();
+        let second = shared
+            .connectors("s", Some(wrote), || read(reads.clone(), budget.clone()))
+            .await
+            .unwrap();
+        let first = first.await.unwrap().unwrap();
+        assert_eq!(reads.load(Ordering::SeqCst), 1, "one read serves both");
+        assert!(second.read_at >= wrote && first.read_at == second.read_at);
+    }
 
     #[tokio::test(start_paused = true)]
     async fn one_read_serves_concurrent_and_recent_readers_who_need_nothing_newer() {

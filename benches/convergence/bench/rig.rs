@@ -135,7 +135,17 @@ impl Rig {
         settings: &OperatorSettings,
     ) -> Result<()> {
         let metrics = free_port()?;
-        let log = self.dir.path().join("operator.log");
+        // `BENCH_LOG_DIR` keeps each operator's log (`BENCH_LOG_LEVEL`, `warn` by default)
+        // after the run, to see where its requests went.
+        let log = match std::env::var_os("BENCH_LOG_DIR") {
+            Some(dir) => {
+                std::fs::create_dir_all(&dir)?;
+                let n = std::fs::read_dir(&dir)?.count();
+                std::path::PathBuf::from(dir).join(format!("operator-{n:02}.log"))
+            }
+            None => self.dir.path().join("operator.log"),
+        };
+        let level = std::env::var("BENCH_LOG_LEVEL").unwrap_or_else(|_| "warn".to_owned());
         let flags = Flags::of(binary).await?;
         let mut args: Vec<String> = vec!["run".into()];
         let mut flag = |name: &str, value: String| {
@@ -151,7 +161,7 @@ impl Rig {
             format!("{}ms", settings.resync.as_millis()),
         );
         flag("--listen", metrics.to_string());
-        flag("--log-level", "warn".to_owned());
+        flag("--log-level", level);
         let child = tokio::process::Command::new(binary)
             .args(&args)
             .env("KUBECONFIG", &self.kubeconfig)
