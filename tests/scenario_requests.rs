@@ -195,11 +195,16 @@ async fn a_whole_convergence_costs_at_most_three_writes_per_resource() {
         &format!("accounts: [{}]", accounts.join(", ")),
     );
     let mut h = Harness::start_idle_seeded(&seed).await;
-    // Tasks (0.15 s) end before the first poll, and the machine may be slow to run the
-    // first reconcile: only the writes convergence needs are counted.
+    // Tasks (0.15 s) end before the first poll: only the writes convergence needs are
+    // counted. A small budget (4 requests a second) keeps the bindings waiting for their
+    // connectors for seconds, without a write of their own: the connectors say how their
+    // creation goes.
     h.tweak = Some(Box::new(|c| {
         c.task_poll = Duration::from_millis(500);
-        c.announce_after = Duration::from_secs(30);
+        c.budget = sendconnector_operator::ovh::BudgetSettings {
+            rate: 4.0,
+            burst: 1,
+        };
     }));
     let connector_writes = count_changes(h.connectors());
     let binding_writes = count_changes(h.bindings());

@@ -119,13 +119,21 @@ pub async fn reconcile(mb: Arc<MailboxBinding>, ctx: Arc<Context>) -> Result<Act
             ctx.reset_backoff(&key);
             let waited = ctx.waited(&format!("{key}#connector"));
             let unreported = old.as_ref().is_none_or(|o| o.conditions.is_empty());
-            if unreported && waited < ctx.config.announce_after {
+            let quiet =
+                if matches!(e, Error::ConnectorNotReady(_)) && connector_on_its_way(&mb, &ctx) {
+                    ctx.config
+                        .announce_after
+                        .max(QUIET_WHILE_CONNECTOR_PROGRESSES)
+                } else {
+                    ctx.config.announce_after
+                };
+            if unreported && waited < quiet {
                 // A binding created with its connector usually finds it ready within
                 // moments: it says it waits only if it still does a little later.
                 ctx.defer_report(&uid);
                 (
                     conditions::verdict_for(&e),
-                    Action::requeue(ctx.config.announce_after.saturating_sub(waited)),
+                    Action::requeue(quiet.saturating_sub(waited)),
                 )
             } else {
                 // The connector's change may reach this binding before the store holds it:
@@ -152,6 +160,31 @@ pub async fn reconcile(mb: Arc<MailboxBinding>, ctx: Arc<Context>) -> Result<Act
     }
     report(&ctx, &api, &*mb, old.as_ref(), &mut status, &verdict).await?;
     Ok(action)
+}
+
+/// How long a new binding whose connector is being created, with nothing wrong, waits
+/// before it says it waits for it: the connector's status tells how its creation goes, and
+/// a binding applied with its connector is then Ready at one status write less.
+const QUIET_WHILE_CONNECTOR_PROGRESSES: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Whether the binding's connector is on its way to Ready: not being deleted, and not Ready
+/// yet only because its creation runs (no condition yet, or Progressing / TaskPending).
+fn connector_on_its_way(mb: &MailboxBinding, ctx: &Context) -> bool {
+    let ns = mb.namespace().unwrap_or_default();
+    ctx.connector(&ns, &mb.spec.connector_ref.name)
+        .is_some_and(|c| {
+            c.meta().deletion_timestamp.is_none()
+                && c.status
+                    .as_ref()
+                    .and_then(|s| {
+                        crate::crd::find_condition(&s.conditions, crate::crd::types::READY)
+                    })
+                    .is_none_or(|ready| {
+                        ready.status != crate::crd::ConditionStatus::True
+                            && [reasons::PROGRESSING, reasons::TASK_PENDING]
+                                .contains(&ready.reason.as_str())
+                    })
+        })
 }
 
 #[allow(clippy::needless_pass_by_value)] // the signature kube-runtime calls
