@@ -66,15 +66,15 @@ pub async fn reconcile(mb: Arc<MailboxBinding>, ctx: Arc<Context>) -> Result<Act
     // The finalizer first: its patch is checked against the object's resourceVersion, which
     // a status write would change.
     if mb.meta().deletion_timestamp.is_none() && !has_finalizer(&*mb) {
-        add_finalizer(&api, &*mb).await?;
+        Box::pin(add_finalizer(&api, &*mb)).await?;
     }
     let outcome = if mb.meta().deletion_timestamp.is_some() {
         if !has_finalizer(&*mb) {
             return Ok(Action::await_change());
         }
-        match release(&mb, &ctx, &mut status).await {
+        match Box::pin(release(&mb, &ctx, &mut status)).await {
             Ok(None) => {
-                remove_finalizer(&api, &*mb).await?;
+                Box::pin(remove_finalizer(&api, &*mb)).await?;
                 ctx.reset_backoff(&key);
                 ctx.tasks_over(&key);
                 ctx.forget_status(&uid);
@@ -84,7 +84,7 @@ pub async fn reconcile(mb: Arc<MailboxBinding>, ctx: Arc<Context>) -> Result<Act
             Err(e) => Err(e),
         }
     } else {
-        let inputs = stall_inputs(&mb, &ctx).await;
+        let inputs = Box::pin(stall_inputs(&mb, &ctx)).await;
         if let Some(wait) = ctx.held_for(&key, &inputs) {
             return Ok(Action::requeue(wait));
         }
@@ -93,13 +93,13 @@ pub async fn reconcile(mb: Arc<MailboxBinding>, ctx: Arc<Context>) -> Result<Act
             return Ok(Action::requeue(wait));
         }
         let base = needs_announcement(&mut status);
-        let outcome = announced_if_slow(
+        let outcome = Box::pin(announced_if_slow(
             &ctx,
             &api,
             &*mb,
             base,
             Box::pin(converge(&mb, &ctx, &mut status)),
-        )
+        ))
         .await;
         held_inputs = Some(inputs);
         outcome
@@ -154,11 +154,20 @@ pub async fn reconcile(mb: Arc<MailboxBinding>, ctx: Arc<Context>) -> Result<Act
             // The connector may have changed in the store while converge ran (it proceeds
             // once the connector has its id): the poll waits on what the store holds now, so
             // the change that let it proceed does not end the wait early.
-            ctx.polls.depends_on(&key, stall_inputs(&mb, &ctx).await);
+            ctx.polls
+                .depends_on(&key, Box::pin(stall_inputs(&mb, &ctx)).await);
         }
         ctx.hold_inputs(&key, inputs);
     }
-    report(&ctx, &api, &*mb, old.as_ref(), &mut status, &verdict).await?;
+    Box::pin(report(
+        &ctx,
+        &api,
+        &*mb,
+        old.as_ref(),
+        &mut status,
+        &verdict,
+    ))
+    .await?;
     Ok(action)
 }
 
@@ -919,10 +928,10 @@ async fn converge(
         ));
     }
     if !p.writes.is_empty() || !by_phase(Phase::Pending).is_empty() {
-        if !p.writes.is_empty() {
-            // What it attaches is on record; the task ids wait for the first poll, which
-            // often finds the tasks over already.
-            ctx.defer_report(&mb.uid().unwrap_or_default());
+        if !p.writes.is_empty() || ctx.wrote_within(&uid, 2 * ctx.config.task_poll) {
+            // What it attaches is on record; the task ids wait for the first polls, which
+            // often find the tasks over already (the first may come just before they end).
+            ctx.defer_report(&uid);
         }
         return Ok((
             Verdict::Progressing {

@@ -69,16 +69,16 @@ pub async fn reconcile(sc: Arc<SendConnector>, ctx: Arc<Context>) -> Result<Acti
     // The finalizer first: its patch is checked against the object's resourceVersion, which
     // a status write would change.
     if !deleting && !has_finalizer(&*sc) {
-        add_finalizer(&api, &*sc).await?;
+        Box::pin(add_finalizer(&api, &*sc)).await?;
     }
     let mut held_inputs: Option<String> = None;
     let outcome = if deleting {
         if !has_finalizer(&*sc) {
             return Ok(Action::await_change());
         }
-        match cleanup(&sc, &ctx, &mut status).await {
+        match Box::pin(cleanup(&sc, &ctx, &mut status)).await {
             Ok(None) => {
-                remove_finalizer(&api, &*sc).await?;
+                Box::pin(remove_finalizer(&api, &*sc)).await?;
                 ctx.reset_backoff(&key);
                 ctx.forget_status(&uid);
                 return Ok(Action::await_change());
@@ -87,7 +87,7 @@ pub async fn reconcile(sc: Arc<SendConnector>, ctx: Arc<Context>) -> Result<Acti
             Err(e) => Err(e),
         }
     } else {
-        let inputs = stall_inputs(&sc, &ctx).await;
+        let inputs = Box::pin(stall_inputs(&sc, &ctx)).await;
         if let Some(wait) = ctx.held_for(&key, &inputs) {
             return Ok(Action::requeue(wait));
         }
@@ -96,13 +96,13 @@ pub async fn reconcile(sc: Arc<SendConnector>, ctx: Arc<Context>) -> Result<Acti
             return Ok(Action::requeue(wait));
         }
         let base = needs_announcement(&mut status);
-        let outcome = announced_if_slow(
+        let outcome = Box::pin(announced_if_slow(
             &ctx,
             &api,
             &*sc,
             base,
             Box::pin(converge(&sc, &ctx, &api, &mut status)),
-        )
+        ))
         .await;
         held_inputs = Some(inputs);
         outcome
@@ -137,7 +137,15 @@ pub async fn reconcile(sc: Arc<SendConnector>, ctx: Arc<Context>) -> Result<Acti
         ctx.polls.depends_on(&key, inputs.clone());
         ctx.hold_inputs(&key, inputs);
     }
-    report(&ctx, &api, &*sc, old.as_ref(), &mut status, &verdict).await?;
+    Box::pin(report(
+        &ctx,
+        &api,
+        &*sc,
+        old.as_ref(),
+        &mut status,
+        &verdict,
+    ))
+    .await?;
     Ok(action)
 }
 
@@ -403,6 +411,11 @@ async fn poll_task(
         .collect();
     if let [object] = target.as_slice() {
         if object.pending_task() == Some(pending.id) {
+            if ctx.wrote_within(&uid, 2 * ctx.config.task_poll) {
+                // A young task costs no status write: it is recorded at the next poll if it
+                // still runs then, and as the last task once it ends.
+                ctx.defer_report(&uid);
+            }
             return Ok(Some((
                 Verdict::Progressing {
                     reason: reasons::TASK_PENDING,
@@ -460,6 +473,11 @@ async fn follow_task(
 ) -> Result<Option<(Verdict, Action)>, Error> {
     match api.get_task(pending.id).await {
         Ok(task) if !task.status.is_finished() => {
+            let uid = sc.uid().unwrap_or_default();
+            if ctx.wrote_within(&uid, 2 * ctx.config.task_poll) {
+                // Young: recorded at the next poll if it still runs then (as above).
+                ctx.defer_report(&uid);
+            }
             status.pending_task = Some(PendingTask {
                 status: task.status.to_string(),
                 ..pending.clone()

@@ -445,6 +445,12 @@ impl Context {
             .copied()
     }
 
+    /// Whether `uid`'s last write of its own (see [`Self::needs_lists_after`]) is less than
+    /// `span` old: the tasks it started may still be running just because they are young.
+    pub fn wrote_within(&self, uid: &str, span: Duration) -> bool {
+        self.lists_after(uid).is_some_and(|t| t.elapsed() < span)
+    }
+
     /// The urgency of the change `obj` is at (its generation): when this controller first
     /// saw it, or the wave it came in ([`super::changes`]).
     pub fn change_began<K: kube::Resource>(&self, obj: &K) -> tokio::time::Instant {

@@ -200,7 +200,12 @@ impl ExchangeApi {
     /// Every connector of the service, in as few requests as the server allows; a list read
     /// moments ago by another caller of this client serves (see [`SharedReads`]).
     pub async fn list_send_connectors(&self) -> Result<Vec<SendConnector>, OvhError> {
-        Ok(self.list_send_connectors_since(None).await?.connectors)
+        Ok(self
+            .list_send_connectors_since(None)
+            .await?
+            .connectors
+            .as_ref()
+            .clone())
     }
 
     /// Like [`ExchangeApi::list_send_connectors`], from a read started at `not_before` or
@@ -224,7 +229,9 @@ impl ExchangeApi {
         Ok(self
             .list_send_connectors_since(Some(Instant::now()))
             .await?
-            .connectors)
+            .connectors
+            .as_ref()
+            .clone())
     }
 
     /// The next [`ExchangeApi::list_send_connectors`] reads OVH, whatever was read moments ago

@@ -20,7 +20,8 @@ pub const DEFAULT_TTL: Duration = Duration::from_secs(2);
 /// (its first request got its token): anything OVH had applied by then shows in it.
 #[derive(Clone, Debug)]
 pub struct Listing {
-    pub connectors: Vec<SendConnector>,
+    /// Shared by every reader of the list, never copied for one.
+    pub connectors: Arc<Vec<SendConnector>>,
     pub read_at: Instant,
 }
 
@@ -206,11 +207,11 @@ impl SharedReads {
         // (A connector read always answers a list.)
         Ok(listing.map_or_else(
             || Listing {
-                connectors: Vec::new(),
+                connectors: Arc::default(),
                 read_at: Instant::now(),
             },
             |l| Listing {
-                connectors: l.items.as_ref().clone(),
+                connectors: l.items,
                 read_at: l.read_at,
             },
         ))

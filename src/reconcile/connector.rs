@@ -79,8 +79,8 @@ pub enum CreationProgress {
 /// What OVH shows now.
 #[derive(Clone, Debug, Default)]
 pub struct ObservedConnectors {
-    /// Every connector of the service.
-    pub connectors: Vec<SendConnector>,
+    /// Every connector of the service (the shared list: many reconciles hold it at once).
+    pub connectors: std::sync::Arc<Vec<SendConnector>>,
     /// `addSendConnector` tasks still pending on the service, when they were read (always
     /// before `connectors`, so a creation that ended in between shows in the list).
     pub pending_creations: Option<Vec<i64>>,
@@ -529,7 +529,7 @@ mod tests {
 
     fn observed(connectors: Vec<SendConnector>, pending: Option<Vec<i64>>) -> ObservedConnectors {
         ObservedConnectors {
-            connectors,
+            connectors: connectors.into(),
             pending_creations: pending,
         }
     }

@@ -77,7 +77,10 @@ pub fn connector_calls(
                         super::connector::Cause::Spec => format!("{fields} differ from the spec"),
                     },
                 });
-                if let Some(c) = observed.connectors.iter_mut().find(|c| c.id == id) {
+                if let Some(c) = std::sync::Arc::make_mut(&mut observed.connectors)
+                    .iter_mut()
+                    .find(|c| c.id == id)
+                {
                     c.display_name = update
                         .display_name
                         .clone()
@@ -110,7 +113,10 @@ pub fn connector_calls(
                     body: Some(body.to_string()),
                     reason: why,
                 });
-                if let Some(c) = observed.connectors.iter_mut().find(|c| c.id == id) {
+                if let Some(c) = std::sync::Arc::make_mut(&mut observed.connectors)
+                    .iter_mut()
+                    .find(|c| c.id == id)
+                {
                     c.smart_host_auth_mechanism = mechanism;
                 }
                 memory.connector_id = Some(id);
@@ -260,7 +266,7 @@ mod tests {
     #[test]
     fn a_missing_connector_is_one_create_with_the_password_masked() {
         let observed = ObservedConnectors {
-            connectors: vec![],
+            connectors: Vec::new().into(),
             pending_creations: Some(vec![]),
         };
         let (calls, end) = connector_calls(
@@ -287,7 +293,7 @@ mod tests {
     #[test]
     fn an_adopted_connector_with_drift_plans_the_put_then_the_password() {
         let observed = ObservedConnectors {
-            connectors: vec![existing(25)],
+            connectors: vec![existing(25)].into(),
             pending_creations: None,
         };
         let (calls, end) = connector_calls(
