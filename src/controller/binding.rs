@@ -174,7 +174,7 @@ pub async fn reconcile(mb: Arc<MailboxBinding>, ctx: Arc<Context>) -> Result<Act
 /// How long a new binding whose connector is being created, with nothing wrong, waits
 /// before it says it waits for it: the connector's status tells how its creation goes, and
 /// a binding applied with its connector is then Ready at one status write less.
-const QUIET_WHILE_CONNECTOR_PROGRESSES: std::time::Duration = std::time::Duration::from_secs(30);
+const QUIET_WHILE_CONNECTOR_PROGRESSES: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Whether the binding's connector is on its way to Ready: not being deleted, and not Ready
 /// yet only because its creation runs (no condition yet, or Progressing / TaskPending).
