@@ -85,6 +85,7 @@ pub async fn operator_token(admin: &kube::Client, rbac: Rbac, needs: &Needs<'_>)
     for doc in rbac_documents(rbac, needs) {
         apply(admin, &doc).await;
     }
+    rules_in_force(admin, needs).await;
     accounts
         .create_token_request(
             SERVICE_ACCOUNT,
@@ -207,6 +208,55 @@ fn parse_docs(yaml: &str) -> Vec<Value> {
         .into_iter()
         .filter(|d| !d.is_null())
         .collect()
+}
+
+/// Waits until the API server's authorizer grants what was just bound: it learns new
+/// bindings through its own watch, moments later, and a controller started before that is
+/// refused its first lists.
+async fn rules_in_force(admin: &kube::Client, needs: &Needs<'_>) {
+    use k8s_openapi::api::authorization::v1::{
+        ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
+    };
+    let reviews: Api<SubjectAccessReview> = Api::all(admin.clone());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    // Every watched namespace, or the whole cluster when none is named.
+    let scopes: Vec<Option<String>> = if needs.watched.is_empty() {
+        vec![None]
+    } else {
+        needs.watched.iter().cloned().map(Some).collect()
+    };
+    for ns in &scopes {
+        for resource in ["sendconnectors", "mailboxbindings"] {
+            let review = SubjectAccessReview {
+                spec: SubjectAccessReviewSpec {
+                    user: Some(user(needs.home)),
+                    resource_attributes: Some(ResourceAttributes {
+                        group: Some("sendconnector.io".into()),
+                        resource: Some(resource.into()),
+                        verb: Some("list".into()),
+                        namespace: ns.clone(),
+                        ..ResourceAttributes::default()
+                    }),
+                    ..SubjectAccessReviewSpec::default()
+                },
+                ..SubjectAccessReview::default()
+            };
+            loop {
+                let answer = reviews
+                    .create(&PostParams::default(), &review)
+                    .await
+                    .unwrap();
+                if answer.status.is_some_and(|s| s.allowed) {
+                    break;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the shipped RBAC never granted list {resource} in {ns:?}"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
 }
 
 /// Server-side applies one RBAC object as the admin.
