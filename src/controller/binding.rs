@@ -129,11 +129,17 @@ pub async fn reconcile(mb: Arc<MailboxBinding>, ctx: Arc<Context>) -> Result<Act
                 };
             if unreported && waited < quiet {
                 // A binding created with its connector usually finds it ready within
-                // moments: it says it waits only if it still does a little later.
+                // moments: it says it waits only if it still does a little later. The
+                // connector's change may reach this binding before the store holds it, so
+                // it looks again meanwhile, less and less often (no OVH request is made).
                 ctx.defer_report(&uid);
                 (
                     conditions::verdict_for(&e),
-                    Action::requeue(quiet.saturating_sub(waited)),
+                    Action::requeue(
+                        quiet
+                            .saturating_sub(waited)
+                            .min(ctx.config.task_poll_after(waited)),
+                    ),
                 )
             } else {
                 // The connector's change may reach this binding before the store holds it:
