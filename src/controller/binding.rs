@@ -183,7 +183,8 @@ pub async fn reconcile(mb: Arc<MailboxBinding>, ctx: Arc<Context>) -> Result<Act
 const QUIET_WHILE_CONNECTOR_PROGRESSES: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Whether the binding's connector is on its way to Ready: not being deleted, and not Ready
-/// yet only because its creation runs (no condition yet, or Progressing / TaskPending).
+/// only because its creation runs (no condition yet, or Progressing / TaskPending), or Ready
+/// since.
 fn connector_on_its_way(mb: &MailboxBinding, ctx: &Context) -> bool {
     let ns = mb.namespace().unwrap_or_default();
     ctx.connector(&ns, &mb.spec.connector_ref.name)
@@ -194,10 +195,11 @@ fn connector_on_its_way(mb: &MailboxBinding, ctx: &Context) -> bool {
                     .and_then(|s| {
                         crate::crd::find_condition(&s.conditions, crate::crd::types::READY)
                     })
+                    // Ready already: the store changed since this reconcile looked, and the
+                    // binding proceeds at its next look.
                     .is_none_or(|ready| {
-                        ready.status != crate::crd::ConditionStatus::True
-                            && [reasons::PROGRESSING, reasons::TASK_PENDING]
-                                .contains(&ready.reason.as_str())
+                        [reasons::READY, reasons::PROGRESSING, reasons::TASK_PENDING]
+                            .contains(&ready.reason.as_str())
                     })
         })
 }
@@ -807,6 +809,9 @@ async fn converge(
     let mut wanted: Vec<String> = mb.spec.mailboxes.clone();
     wanted.extend(released_mailboxes.iter().cloned());
     let uid = mb.uid().unwrap_or_default();
+    // Whether its own last writes are young as this look begins (the reads may wait long for
+    // their turn; what they show is from just after those writes).
+    let young = ctx.wrote_within(&uid, 2 * ctx.config.task_poll);
     let accounts = read_accounts(&api, ctx, &uid, &wanted).await?;
     let mut domain_names = mb.spec.default_for_domains.clone();
     domain_names.extend(released_domains.iter().cloned());
@@ -934,7 +939,7 @@ async fn converge(
         ));
     }
     if !p.writes.is_empty() || !by_phase(Phase::Pending).is_empty() {
-        if !p.writes.is_empty() || ctx.wrote_within(&uid, 2 * ctx.config.task_poll) {
+        if !p.writes.is_empty() || young {
             // What it attaches is on record; the task ids wait for the first polls, which
             // often find the tasks over already (the first may come just before they end).
             ctx.defer_report(&uid);

@@ -399,6 +399,8 @@ async fn poll_task(
         .into_iter()
         .chain(ctx.lists_after(&uid))
         .max();
+    // Whether its task is young as this look begins (the read may wait long for its turn).
+    let young = ctx.wrote_within(&uid, 2 * ctx.config.task_poll);
     let listing = api.list_send_connectors_since(recent).await?;
     let target: Vec<&crate::ovh::model::SendConnector> = listing
         .connectors
@@ -411,7 +413,7 @@ async fn poll_task(
         .collect();
     if let [object] = target.as_slice() {
         if object.pending_task() == Some(pending.id) {
-            if ctx.wrote_within(&uid, 2 * ctx.config.task_poll) {
+            if young {
                 // A young task costs no status write: it is recorded at the next poll if it
                 // still runs then, and as the last task once it ends.
                 ctx.defer_report(&uid);
