@@ -500,6 +500,47 @@ async fn the_bad_input_corpus_is_refused_without_an_ovh_write() {
     assert_eq!(h.ovh_writes(), 0, "not one OVH write for bad input");
 }
 
+/// One request matching `method` and `path` answered 2.5 s late.
+fn one_slow_answer(h: &Harness, method: &str, path: &str) {
+    h.sim.sim().set_faults(Faults {
+        latency_ms: 0,
+        seed: None,
+        rules: vec![
+            FaultRule::new(FaultKind::Latency { ms: 2500 })
+                .method(method)
+                .path_contains(path)
+                .times(1),
+        ],
+    });
+}
+
+/// Watches `name` until it is Ready; once `on_record` holds for its status, it must hold for
+/// every later status (the history is in the failure message).
+async fn stays_on_record<K: kube::Resource<DynamicType = ()>>(
+    h: &Harness,
+    name: &str,
+    on_record: impl Fn(&Value) -> bool,
+) {
+    let mut recorded = false;
+    let mut statuses = Vec::new();
+    wait_for(&format!("{name} Ready"), Duration::from_secs(20), || {
+        let obj = h.object::<K>(name);
+        let status = &obj["status"];
+        if statuses.last() != Some(status) {
+            statuses.push(status.clone());
+        }
+        let now = on_record(status);
+        assert!(
+            now || !recorded,
+            "the record left the status: {statuses:#?}"
+        );
+        recorded |= now;
+        ready(&obj).as_deref() == Some("True")
+    })
+    .await;
+    assert!(recorded, "never on record: {statuses:#?}");
+}
+
 /// A create whose POST is slow to answer: the reconcile says it waits for OVH only if it has
 /// said nothing yet. The intent recorded before the POST stays in status throughout, so a
 /// crash at any moment leaves it on record (an announcement written over it would have erased
@@ -507,38 +548,15 @@ async fn the_bad_input_corpus_is_refused_without_an_ovh_write() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_creation_intent_stays_on_record_while_a_slow_post_is_answered() {
     let h = Harness::start(HOUR).await;
-    h.sim.sim().set_faults(Faults {
-        latency_ms: 0,
-        seed: None,
-        rules: vec![
-            FaultRule::new(FaultKind::Latency { ms: 2500 })
-                .method("POST")
-                .path_contains("/sendConnector")
-                .times(1),
-        ],
-    });
+    one_slow_answer(&h, "POST", "/sendConnector");
     h.connectors()
         .create(&PostParams::default(), &connector_manifest("relay"))
         .await
         .unwrap();
-    let mut recorded = false;
-    let mut statuses = Vec::new();
-    wait_for("relay Ready", Duration::from_secs(20), || {
-        let obj = h.object::<SendConnector>("relay");
-        let status = &obj["status"];
-        if statuses.last() != Some(status) {
-            statuses.push(status.clone());
-        }
-        let on_record = !status["creation"].is_null() || !status["connectorId"].is_null();
-        assert!(
-            on_record || !recorded,
-            "the creation intent left the status: {statuses:#?}"
-        );
-        recorded |= on_record;
-        ready(&obj).as_deref() == Some("True")
+    stays_on_record::<SendConnector>(&h, "relay", |status| {
+        !status["creation"].is_null() || !status["connectorId"].is_null()
     })
     .await;
-    assert!(recorded);
     assert_eq!(connectors_named(&h, "relay").len(), 1);
 }
 
@@ -552,16 +570,7 @@ async fn a_bindings_targets_stay_on_record_while_a_slow_put_is_answered() {
         .await
         .unwrap();
     h.wait_ready::<SendConnector>("relay").await;
-    h.sim.sim().set_faults(Faults {
-        latency_ms: 0,
-        seed: None,
-        rules: vec![
-            FaultRule::new(FaultKind::Latency { ms: 2500 })
-                .method("PUT")
-                .path_contains("/account/")
-                .times(1),
-        ],
-    });
+    one_slow_answer(&h, "PUT", "/account/");
     h.bindings()
         .create(
             &PostParams::default(),
@@ -569,22 +578,8 @@ async fn a_bindings_targets_stay_on_record_while_a_slow_put_is_answered() {
         )
         .await
         .unwrap();
-    let mut recorded = false;
-    let mut statuses = Vec::new();
-    wait_for("newsletter Ready", Duration::from_secs(20), || {
-        let obj = h.object::<MailboxBinding>("newsletter");
-        let status = &obj["status"];
-        if statuses.last() != Some(status) {
-            statuses.push(status.clone());
-        }
-        let on_record = status["mailboxes"].as_array().is_some_and(|m| m.len() == 2);
-        assert!(
-            on_record || !recorded,
-            "the mailboxes left the status: {statuses:#?}"
-        );
-        recorded |= on_record;
-        ready(&obj).as_deref() == Some("True")
+    stays_on_record::<MailboxBinding>(&h, "newsletter", |status| {
+        status["mailboxes"].as_array().is_some_and(|m| m.len() == 2)
     })
     .await;
-    assert!(recorded);
 }

@@ -457,7 +457,7 @@ async fn poll_task(
     } else {
         tokio::time::Instant::now()
     };
-    let outcome = follow_task(sc, ctx, api, status, &pending).await;
+    let outcome = follow_task(sc, ctx, api, status, &pending, young).await;
     if matches!(outcome, Ok(None)) {
         ctx.needs_lists_after(&uid, ended_by);
     }
@@ -465,20 +465,21 @@ async fn poll_task(
 }
 
 /// Reads the recorded task `pending` and records how it stands. `Some` ends this reconcile
-/// (still running, or failed).
+/// (still running, or failed). `young`: the task was young when the poll began (see
+/// [`poll_task`]).
 async fn follow_task(
     sc: &SendConnector,
     ctx: &Context,
     api: &ExchangeApi,
     status: &mut SendConnectorStatus,
     pending: &PendingTask,
+    young: bool,
 ) -> Result<Option<(Verdict, Action)>, Error> {
     match api.get_task(pending.id).await {
         Ok(task) if !task.status.is_finished() => {
-            let uid = sc.uid().unwrap_or_default();
-            if ctx.wrote_within(&uid, 2 * ctx.config.task_poll) {
-                // Young: recorded at the next poll if it still runs then (as above).
-                ctx.defer_report(&uid);
+            if young {
+                // Young when the look began: recorded at the next poll if it still runs then.
+                ctx.defer_report(&sc.uid().unwrap_or_default());
             }
             status.pending_task = Some(PendingTask {
                 status: task.status.to_string(),
