@@ -339,14 +339,25 @@ const KUBERNETES_REQUESTS_IN_FLIGHT: usize = 32;
 
 /// `client`, sending at most `limit` requests at once (the others wait their turn). The
 /// watches keep the unlimited client: their requests last.
+///
+/// Each request waits for its turn and is sent from a task of its own, so that its turn goes
+/// back as soon as its answer is in even when its caller is not polling it just then: a
+/// reconcile stays paused while its slow-work announcement is written (`announced_if_slow`),
+/// and a turn held by a paused request (or given to one queued) would otherwise be kept from
+/// that very announcement: with a thousand reconciles at once, every turn was held so.
 fn with_requests_in_flight(client: &Client, limit: usize) -> Client {
     let permits = Arc::new(tokio::sync::Semaphore::new(limit));
     let inner = client.clone();
     let service = tower::service_fn(move |request: http::Request<kube::client::Body>| {
         let (inner, permits) = (inner.clone(), permits.clone());
-        async move {
-            let _permit = permits.acquire_owned().await;
+        let sent = tokio::spawn(async move {
+            let _turn = permits.acquire_owned().await;
             inner.send(request).await
+        });
+        async move {
+            sent.await
+                .map_err(|e| kube::Error::Service(Box::new(e)))
+                .and_then(|answer| answer)
         }
     });
     Client::new(service, client.default_namespace().to_owned())
@@ -430,6 +441,88 @@ pub(crate) fn soon() -> Action {
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    /// A client whose every request is answered 20 ms after it arrives, counting arrivals.
+    fn slow_client(arrived: Arc<AtomicUsize>) -> kube::Client {
+        let service = tower::service_fn(move |_: http::Request<kube::client::Body>| {
+            arrived.fetch_add(1, Ordering::SeqCst);
+            async {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                Ok::<_, std::convert::Infallible>(http::Response::new(kube::client::Body::from(
+                    b"{}".to_vec(),
+                )))
+            }
+        });
+        kube::Client::new(service, "default")
+    }
+
+    fn request() -> http::Request<kube::client::Body> {
+        http::Request::get("/version")
+            .body(kube::client::Body::from(Vec::new()))
+            .unwrap()
+    }
+
+    /// Polls `request` until the limit lets it through to the server (`arrived` grows), then
+    /// leaves it unpolled.
+    async fn send_then_pause(
+        client: &kube::Client,
+        arrived: &AtomicUsize,
+    ) -> impl std::future::Future<Output = Result<http::Response<kube::client::Body>, kube::Error>>
+    {
+        let before = arrived.load(Ordering::SeqCst);
+        let mut pending = Box::pin(client.send(request()));
+        while arrived.load(Ordering::SeqCst) == before {
+            assert!(futures::poll!(&mut pending).is_pending());
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        pending
+    }
+
+    /// A reconcile can be paused between two polls of a Kubernetes request (its slow-work
+    /// announcement is written meanwhile): the limit's turn it holds goes back all the same
+    /// once the answer is in, and a turn that comes to it while it is paused is not kept from
+    /// others. Were it kept, a thousand paused reconciles would hold every turn while their
+    /// announcements wait for one.
+    #[tokio::test]
+    async fn a_paused_request_holds_no_turn_of_the_in_flight_limit() {
+        let arrived = Arc::new(AtomicUsize::new(0));
+        let client = super::with_requests_in_flight(&slow_client(arrived.clone()), 1);
+        let answered = |what: &str, n: usize| format!("{what}: {n} requests arrived");
+
+        // Paused while its answer comes in.
+        let _paused = send_then_pause(&client, &arrived).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let next = tokio::time::timeout(Duration::from_secs(5), client.send(request())).await;
+        assert!(
+            next.is_ok(),
+            "{}",
+            answered(
+                "a request after a paused one",
+                arrived.load(Ordering::SeqCst)
+            )
+        );
+
+        // Paused while it waits for its turn.
+        let mut first = Box::pin(client.send(request()));
+        let mut queued = Box::pin(client.send(request()));
+        for _ in 0..10 {
+            assert!(futures::poll!(&mut first).is_pending());
+            assert!(futures::poll!(&mut queued).is_pending());
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        first.await.unwrap();
+        let next = tokio::time::timeout(Duration::from_secs(5), client.send(request())).await;
+        assert!(
+            next.is_ok(),
+            "{}",
+            answered(
+                "a request after a queued paused one",
+                arrived.load(Ordering::SeqCst)
+            )
+        );
+    }
 
     fn size<F: std::future::Future>(_: &F) -> usize {
         std::mem::size_of::<F>()
