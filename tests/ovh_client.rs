@@ -1185,3 +1185,109 @@ async fn unreadable_answers_are_clear_decode_errors() {
         }
     }
 }
+
+/// A service's accounts are read in one expanded page of up to 5,000, whatever its size as
+/// text (an account is about 1.3 KB of JSON: 6.5 MB here, more than any answer read whole
+/// may be): the page is decoded element by element as it arrives.
+#[tokio::test]
+async fn five_thousand_accounts_are_listed_in_one_request() {
+    let accounts: Vec<String> = (0..5000).map(|i| format!("m{i:04}@mydomain.ovh")).collect();
+    let seed = serde_json::json!({
+        "credentials": [{"applicationKey": "ak", "applicationSecret": "as-secret-value", "consumerKey": "ck-secret-value"}],
+        "services": [{"organization": ORG, "domains": ["mydomain.ovh"], "accounts": accounts}],
+    });
+    let config = SimulatorConfig {
+        seed: Seed::from_yaml(&seed.to_string()).unwrap(),
+        ..SimulatorConfig::default()
+    };
+    let sim = Simulator::start(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let api = api(&classic(&sim));
+    let listed = api.accounts_since(None).await.unwrap().expect("expanded");
+    assert_eq!(listed.items.len(), 5000);
+    assert!(
+        listed
+            .items
+            .iter()
+            .zip(&accounts)
+            .all(|(a, b)| &a.primary_email_address == b)
+    );
+    assert_eq!(counter(&sim, &format!("GET {P}/account")), 1);
+}
+
+/// A list answer is never held whole, but its parts are capped all the same: an element
+/// larger than an answer may be, or more elements than any service has, are refused as
+/// too large (and not asked for again at once).
+#[tokio::test]
+async fn an_endless_list_and_an_oversized_element_are_refused() {
+    let element = |size: usize| format!("{{\"primaryEmailAddress\": \"{}\"}}", "x".repeat(size));
+    for (what, body) in [
+        ("one element of 5 MiB", format!("[{}]", element(5 * MIB))),
+        (
+            "65 MiB of small elements",
+            format!("[{}]", vec![element(1000); 65 * 1024].join(",")),
+        ),
+    ] {
+        let body = bytes::Bytes::from(body);
+        let (base, seen) = own_server(move |_, _| {
+            (
+                [
+                    (axum::http::header::CONTENT_TYPE, "application/json"),
+                    (
+                        axum::http::HeaderName::from_static("x-pagination-elements"),
+                        "1",
+                    ),
+                ],
+                axum::body::Body::from_stream(futures::stream::iter(
+                    body.chunks(64 << 10)
+                        .map(|c| Ok::<_, std::io::Error>(bytes::Bytes::copy_from_slice(c)))
+                        .collect::<Vec<_>>(),
+                )),
+            )
+                .into_response()
+        })
+        .await;
+        let api = own_client(&base, fast_options());
+        let e = api.accounts_since(None).await.unwrap_err();
+        assert_eq!(
+            (e.category(), seen.requests()),
+            ("too_large", 1),
+            "{what}: {e}"
+        );
+    }
+}
+
+/// An expanded list whose answer is not a JSON array, or an element that does not decode,
+/// is a decode error naming what came.
+#[tokio::test]
+async fn a_list_answer_that_is_not_a_list_is_a_decode_error() {
+    for (what, body, shows) in [
+        ("an object", r#"{"message": "maintenance"}"#, "maintenance"),
+        (
+            "a cut array",
+            r#"[{"primaryEmailAddress": "a@b.c"}, {"prim"#,
+            "a@b.c",
+        ),
+        ("a bad element", r#"[{"primaryEmailAddress": 12}]"#, "12"),
+    ] {
+        let (base, _) = own_server(move |_, _| {
+            (
+                [
+                    (axum::http::header::CONTENT_TYPE, "application/json"),
+                    (
+                        axum::http::HeaderName::from_static("x-pagination-elements"),
+                        "1",
+                    ),
+                ],
+                body,
+            )
+                .into_response()
+        })
+        .await;
+        let api = own_client(&base, fast_options());
+        let e = api.accounts_since(None).await.unwrap_err();
+        assert_eq!(e.category(), "decode", "{what}: {e}");
+        assert!(e.to_string().contains(shows), "{what}: {e}");
+    }
+}

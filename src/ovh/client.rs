@@ -20,9 +20,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-/// The largest OVH answer read, in bytes. Real answers are far smaller (an expanded page of
-/// a thousand accounts is a few hundred KiB); a larger one is a fault, and reading it whole
-/// once grew the process to 24 GB.
+/// The largest OVH answer read whole, in bytes, and the largest element of a list answer
+/// (lists are read element by element: [`OvhClient::execute_list`]). Real objects are far
+/// smaller (an account is about 1.3 KB); a larger one is a fault, and reading it whole once
+/// grew the process to 24 GB.
 pub const MAX_ANSWER_BYTES: usize = 4 << 20;
 
 /// Settings of one client.
@@ -250,13 +251,39 @@ impl OvhClient {
     /// reconciler finds out by reading). Any call answered with a clock or signature error is
     /// repeated once after re-reading `/auth/time`: OVH refused it before acting on it.
     pub async fn execute(&self, call: &Call) -> Result<Reply, OvhError> {
+        self.execute_into(call, None).await
+    }
+
+    /// Like [`OvhClient::execute`] for a call answered with a JSON array: a successful
+    /// answer's elements go to `elements` one by one as they arrive (its [`Reply::body`] is
+    /// empty), so that a long list is never held whole as text. Each element may be up to
+    /// [`MAX_ANSWER_BYTES`]; the array as a whole up to [`MAX_LIST_BYTES`].
+    pub async fn execute_list(
+        &self,
+        call: &Call,
+        elements: &mut dyn Elements,
+    ) -> Result<Reply, OvhError> {
+        self.execute_into(call, Some(elements)).await
+    }
+
+    async fn execute_into(
+        &self,
+        call: &Call,
+        mut elements: Option<&mut dyn Elements>,
+    ) -> Result<Reply, OvhError> {
         let mut retries = 0;
         let mut clock_reread = false;
         let mut token_renewed = false;
         loop {
             let waited = self.inner.budget.acquire().await;
             let started = Instant::now();
-            let result = self.attempt(call).await;
+            let sink: Option<&mut dyn Elements> = match &mut elements {
+                Some(e) => Some(&mut **e),
+                None => None,
+            };
+            // Boxed: an attempt holds the request, the answer and its reader, and every
+            // caller up to the reconciles would carry them inline.
+            let result = Box::pin(self.attempt(call, sink)).await;
             let elapsed = started.elapsed();
             if let Some(observer) = &self.inner.options.observer {
                 let (status, error, query_id) = match &result {
@@ -333,7 +360,11 @@ impl OvhClient {
         matches!(self.inner.credentials.auth, Auth::OAuth2 { .. })
     }
 
-    async fn attempt(&self, call: &Call) -> Result<Reply, OvhError> {
+    async fn attempt(
+        &self,
+        call: &Call,
+        elements: Option<&mut dyn Elements>,
+    ) -> Result<Reply, OvhError> {
         let mut url = reqwest::Url::parse(&self.inner.credentials.endpoint.url_for(&call.path))
             .map_err(|e| OvhError::Setup(format!("invalid URL for {}: {e}", call.route)))?;
         if !call.query.is_empty() {
@@ -401,13 +432,25 @@ impl OvhClient {
         if response.status().is_redirection() {
             return Err(redirected(call, status, &headers, &url));
         }
-        let body = read_body(response)
-            .await
-            .map_err(|e| e.for_call(call, status))?;
         let query_id = headers
             .get("x-ovh-queryid")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        if let (Some(elements), true) = (elements, status < 400) {
+            elements.restart();
+            read_elements(response, elements)
+                .await
+                .map_err(|e| e.for_call(call, status))?;
+            return Ok(Reply {
+                status,
+                headers,
+                body: Bytes::new(),
+                query_id,
+            });
+        }
+        let body = read_body(response)
+            .await
+            .map_err(|e| e.for_call(call, status))?;
         if status >= 400 {
             return Err(OvhError::Api(Box::new(api_error(
                 call, status, &headers, &body, query_id,
@@ -594,7 +637,8 @@ fn redirect_origin(headers: &HeaderMap, base: &reqwest::Url) -> Option<String> {
 
 /// Why an answer's body could not be read.
 enum BodyError {
-    /// Longer than [`MAX_ANSWER_BYTES`], declared or as it arrived.
+    /// Longer than [`MAX_ANSWER_BYTES`], declared or as it arrived (for a list: one element
+    /// longer than that, or the whole longer than [`MAX_LIST_BYTES`]).
     TooLarge,
     Transport(reqwest::Error),
 }
@@ -611,6 +655,102 @@ impl BodyError {
             Self::Transport(e) => transport_error(call, &e),
         }
     }
+}
+
+/// Why a list answer could not be read.
+enum ListError {
+    Body(BodyError),
+    /// Not one JSON array; with its first bytes.
+    NotAList {
+        head: Vec<u8>,
+        why: &'static str,
+    },
+    /// An element that does not decode, with its text.
+    Element {
+        error: serde_json::Error,
+        text: Vec<u8>,
+    },
+}
+
+impl ListError {
+    fn for_call(self, call: &Call, status: u16) -> OvhError {
+        match self {
+            Self::Body(e) => e.for_call(call, status),
+            Self::NotAList { head, why } => OvhError::Decode {
+                method: call.method.to_string(),
+                route: call.route.to_owned(),
+                path: call.path.clone(),
+                status,
+                message: format!("expected a JSON array: {why}"),
+                excerpt: snippet(&head, 120),
+            },
+            Self::Element { error, text } => decode_error(call, status, &error, &text),
+        }
+    }
+}
+
+/// The largest list answer read element by element, in bytes: never held whole, but a list
+/// that long (fifty thousand accounts) is a fault.
+pub const MAX_LIST_BYTES: usize = 64 << 20;
+
+/// What [`OvhClient::execute_list`] hands a list answer to.
+pub trait Elements: Send {
+    /// A new attempt begins: what an earlier one handed over is to be forgotten.
+    fn restart(&mut self);
+    /// The next element of the answer's array, as JSON text.
+    fn element(&mut self, json: &[u8]) -> Result<(), serde_json::Error>;
+}
+
+/// Reads a list answer chunk by chunk, handing each element of its array to `elements` as
+/// soon as it is whole; only the element being read is held as text.
+async fn read_elements(
+    mut response: reqwest::Response,
+    elements: &mut dyn Elements,
+) -> Result<(), ListError> {
+    use super::json_array::{Fed, SplitError, Splitter};
+    let declared = response.content_length().unwrap_or(0);
+    if declared > MAX_LIST_BYTES as u64 {
+        return Err(ListError::Body(BodyError::TooLarge));
+    }
+    let mut splitter = Splitter::new(MAX_ANSWER_BYTES);
+    let mut head: Vec<u8> = Vec::new();
+    let mut read = 0usize;
+    let not_a_list = |head: Vec<u8>, e: SplitError| match e {
+        SplitError::ElementTooLarge => ListError::Body(BodyError::TooLarge),
+        SplitError::NotAnArray => ListError::NotAList {
+            head,
+            why: "it is something else",
+        },
+        SplitError::Truncated => ListError::NotAList {
+            head,
+            why: "it ends before its closing bracket",
+        },
+    };
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| ListError::Body(BodyError::Transport(e)))?
+    {
+        read += chunk.len();
+        if read > MAX_LIST_BYTES {
+            return Err(ListError::Body(BodyError::TooLarge));
+        }
+        if head.len() < 240 {
+            head.extend_from_slice(&chunk[..chunk.len().min(240 - head.len())]);
+        }
+        splitter
+            .feed(&chunk, |text| {
+                elements.element(text).map_err(|error| ListError::Element {
+                    error,
+                    text: text.to_vec(),
+                })
+            })
+            .map_err(|e| match e {
+                Fed::Split(e) => not_a_list(std::mem::take(&mut head), e),
+                Fed::Element(e) => e,
+            })?;
+    }
+    splitter.finish().map_err(|e| not_a_list(head, e))
 }
 
 /// Reads a body of at most [`MAX_ANSWER_BYTES`], chunk by chunk: a longer one is refused as

@@ -3,7 +3,7 @@
 //! Reads of many objects use OVH's bulk forms where the server honours them (`X-Ovh-Batch`
 //! batch GETs, `CachedObjectList-Pages` list expansion) and fall back to one GET per object
 //! where it does not; which form works is remembered per client.
-use super::client::{Call, OvhClient, decode_error};
+use super::client::{Call, OvhClient};
 use super::error::OvhError;
 use super::model::{
     Account, AccountConnectorUpdate, ChangeAuthentication, ChangeDefaultSbr, Domain,
@@ -106,6 +106,39 @@ const BATCH_CHUNK: usize = 50;
 /// Page size for expanded lists: what OVH's control panel asks for, so that one request lists
 /// a whole service's accounts (the operator reads them whole, shared by every binding).
 const PAGE_SIZE: usize = 5000;
+
+/// One page of an expanded list, decoded as it arrives (a service's accounts are thousands:
+/// neither their text nor an intermediate tree is held whole). A server that does not
+/// expand lists answers with keys, which are only counted.
+struct ExpandedPage<T> {
+    objects: Vec<T>,
+    keys: usize,
+}
+
+impl<T> Default for ExpandedPage<T> {
+    fn default() -> Self {
+        Self {
+            objects: Vec::new(),
+            keys: 0,
+        }
+    }
+}
+
+impl<T: DeserializeOwned + Send> crate::ovh::client::Elements for ExpandedPage<T> {
+    fn restart(&mut self) {
+        self.objects.clear();
+        self.keys = 0;
+    }
+
+    fn element(&mut self, json: &[u8]) -> Result<(), serde_json::Error> {
+        if json.first() == Some(&b'{') {
+            self.objects.push(serde_json::from_slice(json)?);
+        } else {
+            self.keys += 1;
+        }
+        Ok(())
+    }
+}
 
 #[derive(serde::Deserialize)]
 struct BatchElement<T> {
@@ -558,7 +591,7 @@ impl ExchangeApi {
 
     /// A list route read as full objects (`X-Pagination-Mode: CachedObjectList-Pages`), or
     /// `None` when the server ignored the header and answered plain keys.
-    async fn expanded_list<T: DeserializeOwned>(
+    async fn expanded_list<T: DeserializeOwned + Send>(
         &self,
         call: &Call,
         filter: Option<&str>,
@@ -577,29 +610,18 @@ impl ExchangeApi {
             if let Some(f) = filter {
                 paged = paged.header("X-Pagination-Filter", f);
             }
-            let reply = self.client.execute(&paged).await?;
-            if reply.header("x-pagination-elements").is_some() {
-                // An expanded page: decoded straight into objects (a service's accounts are
-                // thousands; no intermediate tree).
-                self.features.expansion.set(true);
-                out.extend(reply.json::<Vec<T>>(&paged)?);
-            } else {
-                let items: Vec<serde_json::Value> = reply.json(&paged)?;
-                if !items.iter().any(serde_json::Value::is_object) {
-                    if items.is_empty() {
-                        // An empty plain list says nothing about support; it is simply empty.
-                        return Ok(Some(out));
-                    }
-                    self.features.expansion.set(false);
-                    return Ok(None);
+            let mut elements = ExpandedPage::<T>::default();
+            let reply = self.client.execute_list(&paged, &mut elements).await?;
+            if elements.objects.is_empty() && reply.header("x-pagination-elements").is_none() {
+                if elements.keys == 0 {
+                    // An empty plain list says nothing about support; it is simply empty.
+                    return Ok(Some(out));
                 }
-                self.features.expansion.set(true);
-                for item in &items {
-                    out.push(T::deserialize(item).map_err(|e| {
-                        decode_error(&paged, reply.status, &e, item.to_string().as_bytes())
-                    })?);
-                }
+                self.features.expansion.set(false);
+                return Ok(None);
             }
+            self.features.expansion.set(true);
+            out.append(&mut elements.objects);
             let total_pages: usize = reply
                 .header("x-pagination-total")
                 .and_then(|v| v.parse().ok())

@@ -13,6 +13,7 @@ pub mod budget;
 pub mod client;
 pub mod error;
 pub mod exchange;
+pub mod json_array;
 pub mod retry;
 pub mod shared_reads;
 
