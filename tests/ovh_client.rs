@@ -1291,3 +1291,43 @@ async fn a_list_answer_that_is_not_a_list_is_a_decode_error() {
         assert!(e.to_string().contains(shows), "{what}: {e}");
     }
 }
+
+/// However many calls are made at once, one client has at most
+/// `REQUESTS_IN_FLIGHT` of them on the wire (each holds a connection and its buffers); the
+/// others wait their turn and all are answered.
+#[tokio::test]
+async fn a_client_keeps_a_bounded_number_of_requests_in_flight() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let (now, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (n, m) = (now.clone(), most.clone());
+    let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+        let (now, most) = (n.clone(), m.clone());
+        async move {
+            if req.uri().path() == "/1.0/auth/time" {
+                let t = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs();
+                return axum::Json(t).into_response();
+            }
+            let at_once = now.fetch_add(1, Ordering::SeqCst) + 1;
+            most.fetch_max(at_once, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            now.fetch_sub(1, Ordering::SeqCst);
+            axum::Json(Vec::<i64>::new()).into_response()
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let api = own_client(&base, fast_options());
+    let calls = (0..200).map(|_| api.list_send_connector_ids());
+    let answers = futures::future::join_all(calls).await;
+    assert!(answers.iter().all(Result::is_ok));
+    let most = most.load(Ordering::SeqCst);
+    let limit = sendconnector_operator::ovh::client::REQUESTS_IN_FLIGHT;
+    assert!(
+        (2..=limit).contains(&most),
+        "{most} requests in flight at once (limit {limit})"
+    );
+}

@@ -107,24 +107,24 @@ pub struct Context {
     pub config: ControllerConfig,
     pub connectors: Store<SendConnector>,
     pub bindings: Store<MailboxBinding>,
-    pub recorder: Recorder,
     pub budgets: BudgetRegistry,
     /// OVH clients by [`Credentials::cache_key`] (every field, secrets included), with when
     /// each was last handed out.
     pub(super) ovh_clients: Mutex<HashMap<String, (ExchangeClient, tokio::time::Instant)>>,
     /// The status this process last wrote, per object uid. The watch cache may still hold an
     /// older copy when the next reconcile starts; only the operator writes status, so its own
-    /// last write is the truth.
-    pub(super) statuses: Mutex<HashMap<String, serde_json::Value>>,
+    /// last write is the truth. Kept as compact JSON: a binding's status lists its mailboxes,
+    /// and a thousand of them as `serde_json::Value` trees took 7.5 MiB.
+    pub(super) statuses: Mutex<HashMap<String, Json>>,
     /// Consecutive retryable failures per object (`namespace/kind/name`), for backoff.
     pub(super) failures: Mutex<HashMap<String, u32>>,
     /// Resources waiting out a backoff or a stall, by key: until when, and what they depended
     /// on then (spec generation, annotations, Secret versions). While both hold, a reconcile
     /// triggered by the resource's own status write costs no OVH request.
     pub(super) holds: Holds,
-    /// Per object, Event type, reason and action: the note last published and the recorder
-    /// it went through (see [`Context::recorder_for`]).
-    pub(super) event_series: Mutex<HashMap<String, EventSeries>>,
+    /// Per object, Event type, reason and action: the Event last published and its note
+    /// (see [`super::events::publish`]).
+    pub(super) event_series: Mutex<HashMap<String, super::events::Series>>,
     /// Resources waiting for OVH tasks that carry no start time of their own (a binding's
     /// account and domain writes), by key: since when.
     pub(super) waiting_since: Mutex<HashMap<String, tokio::time::Instant>>,
@@ -141,7 +141,7 @@ pub struct Context {
     /// Per object uid: a status computed but not written yet (a task just started, which
     /// may well be over at the next poll), and whether the current reconcile's report is to
     /// be kept as such a draft.
-    pub(super) drafts: Mutex<HashMap<String, (serde_json::Value, bool)>>,
+    pub(super) drafts: Mutex<HashMap<String, (Json, bool)>>,
     /// Resources waiting for the next poll of their OVH tasks, by key: until when, and what
     /// they depended on then (as for `holds`). A reconcile triggered before, by the
     /// resource's own status write, neither reads OVH nor writes status.
@@ -200,18 +200,11 @@ impl Holds {
     }
 }
 
-/// The recorder of one Event series and the note it carries.
-pub(super) struct EventSeries {
-    note: String,
-    recorder: Recorder,
-    used: tokio::time::Instant,
-}
+/// A status kept as compact JSON text.
+type Json = Box<[u8]>;
 
-/// How long an Event series is kept for repeats: longer than the recorder's own cache (6
-/// minutes), after which it starts a new Event anyway.
-const EVENT_SERIES_TTL: Duration = Duration::from_secs(600);
-
-/// The Event recorder of the operator: Events name it as their reporting controller.
+/// kube's Event recorder, reporting as the operator (for objects that do not decode; the
+/// reconcilers publish through [`super::events`]).
 pub(super) fn recorder(client: &Client) -> Recorder {
     let reporter = Reporter {
         controller: crate::crd::FIELD_MANAGER.to_owned(),
@@ -228,7 +221,6 @@ impl Context {
         bindings: Store<MailboxBinding>,
     ) -> Self {
         Self {
-            recorder: recorder(&client),
             budgets: BudgetRegistry::new(config.budget),
             client,
             config,
@@ -246,37 +238,6 @@ impl Context {
             jitter_seed: rand::random(),
             drafts: Mutex::default(),
             polls: Holds::default(),
-        }
-    }
-
-    /// The recorder for an Event: kube's recorder counts every Event with the same object,
-    /// type, reason and action as a repeat of the first (`(x2)` with the first note only), so
-    /// a note that differs from the last one under `series` goes through a recorder of its
-    /// own and starts a new Event. Only a fact repeated word for word is counted.
-    pub(super) fn recorder_for(&self, series: String, note: &str) -> Recorder {
-        let now = tokio::time::Instant::now();
-        let mut all = self
-            .event_series
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        all.retain(|_, s| now.duration_since(s.used) < EVENT_SERIES_TTL);
-        match all.get_mut(&series) {
-            Some(s) if s.note == note => {
-                s.used = now;
-                s.recorder.clone()
-            }
-            _ => {
-                let recorder = recorder(&self.client);
-                all.insert(
-                    series,
-                    EventSeries {
-                        note: note.to_owned(),
-                        recorder: recorder.clone(),
-                        used: now,
-                    },
-                );
-                recorder
-            }
         }
     }
 
@@ -508,15 +469,15 @@ impl Context {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         statuses
             .get(uid)
-            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .and_then(|v| serde_json::from_slice(v).ok())
     }
 
     pub fn remember_status<S: serde::Serialize>(&self, uid: &str, status: &S) {
-        if let Ok(v) = serde_json::to_value(status) {
+        if let Ok(v) = serde_json::to_vec(status) {
             self.statuses
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .insert(uid.to_owned(), v);
+                .insert(uid.to_owned(), v.into_boxed_slice());
         }
     }
 
@@ -529,7 +490,7 @@ impl Context {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         drafts
             .get(uid)
-            .and_then(|(v, _)| serde_json::from_value(v.clone()).ok())
+            .and_then(|(v, _)| serde_json::from_slice(v).ok())
     }
 
     /// This reconcile of `uid` started a task: its report is kept as a draft, written by the
@@ -539,7 +500,7 @@ impl Context {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .entry(uid.to_owned())
-            .or_insert((serde_json::Value::Null, false))
+            .or_insert((Box::from(&b"null"[..]), false))
             .1 = true;
     }
 
@@ -551,8 +512,8 @@ impl Context {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if drafts.get(uid).is_some_and(|(_, deferred)| *deferred) {
-            if let Ok(v) = serde_json::to_value(status) {
-                drafts.insert(uid.to_owned(), (v, false));
+            if let Ok(v) = serde_json::to_vec(status) {
+                drafts.insert(uid.to_owned(), (v.into_boxed_slice(), false));
                 return true;
             }
         }

@@ -10,7 +10,7 @@ use crate::crd::{
 };
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::EventType;
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -119,21 +119,13 @@ pub async fn publish<K: Resource<DynamicType = ()>>(
     note: String,
 ) {
     let note = event_note(note);
-    let series = format!(
-        "{}|{type_:?}|{reason}|{action}",
-        obj.uid().unwrap_or_else(|| key_of(obj))
-    );
-    let recorder = ctx.recorder_for(series, &note);
-    let event = Event {
+    let fact = super::events::Fact {
         type_,
-        reason: reason.to_owned(),
-        note: Some(note),
-        action: action.to_owned(),
-        secondary: None,
+        reason,
+        action,
+        note,
     };
-    if let Err(e) = recorder.publish(&event, &obj.object_ref(&())).await {
-        tracing::debug!(error = %e, "could not publish an Event");
-    }
+    super::events::publish(ctx, obj, fact).await;
 }
 
 /// The most an Event's note holds, in bytes: events.k8s.io/v1 refuses longer ones.

@@ -8,6 +8,7 @@ mod context;
 mod credentials;
 mod decode;
 mod error;
+mod events;
 pub mod leader;
 mod lifecycle;
 mod watches;
@@ -285,10 +286,10 @@ async fn controllers(
             .collect::<Vec<_>>()
     });
 
-    // No limit on reconciles at once: the request budget is what paces OVH, and it serves a
-    // recent change ahead of a bulk one; a resource queued behind the bulk change's reconciles
-    // would wait for all of them instead.
-    let run_config = RunConfig::default();
+    // Reconciles at once are bounded only to bound memory (see `RECONCILES_AT_ONCE`): the
+    // request budget is what paces OVH, and it serves a recent change ahead of a bulk one,
+    // which it can only do for reconciles that are running.
+    let run_config = RunConfig::default().concurrency(RECONCILES_AT_ONCE);
     let connectors = connectors
         .with_config(run_config.clone())
         .graceful_shutdown_on(stop_requested_owned(stop.clone()))
@@ -332,9 +333,16 @@ async fn controllers(
     tokio::join!(connectors, bindings);
 }
 
-/// The reconcilers' Kubernetes requests in flight at once. Reconciles themselves are not
-/// limited (see `run`), and without this each one in flight would hold a connection of its
-/// own to the API server (thousands for a thousand resources, each with its buffers).
+/// Reconciles of one kind running at once. Each running reconcile holds its resource's
+/// status, its mailboxes' accounts, its requests and their answers: a thousand bindings and a
+/// thousand connectors at once took 150 MiB. This many keep the request budget busy at any
+/// rate OVH allows (a reconcile waits for its turn mostly there); more queue, oldest first,
+/// and a change made meanwhile waits for a free place among them, not for all of them.
+const RECONCILES_AT_ONCE: u16 = 128;
+
+/// The reconcilers' Kubernetes requests in flight at once. Without this each running
+/// reconcile could hold a connection of its own to the API server (hundreds, each with its
+/// buffers).
 const KUBERNETES_REQUESTS_IN_FLIGHT: usize = 32;
 
 /// `client`, sending at most `limit` requests at once (the others wait their turn). The
