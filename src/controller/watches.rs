@@ -113,6 +113,13 @@ where
     })
 }
 
+/// `obj` without its `managedFields`, which nothing here reads: for a binding they describe
+/// every mailbox of its status again, and a thousand bindings' took megabytes of the cache.
+fn lean<K: Resource>(mut obj: K) -> K {
+    obj.meta_mut().managed_fields = None;
+    obj
+}
+
 /// One watcher event with its objects decoded: an object that does not decode is reported
 /// and treated as gone (it is not reconciled on an older spec either).
 fn decode_event<K>(
@@ -135,20 +142,21 @@ where
         Ok(event) => event,
         Err(e) => return Some(Err(e)),
     };
+    let decoded = |obj| undecodable.decoded(obj).map(lean);
     Some(Ok(match event {
         Event::Init => Event::Init,
         Event::InitDone => Event::InitDone,
-        Event::InitApply(obj) => Event::InitApply(undecodable.decoded(obj)?),
+        Event::InitApply(obj) => Event::InitApply(decoded(obj)?),
         Event::Apply(obj) => {
             let previous = stored(&obj);
-            match undecodable.decoded(obj) {
+            match decoded(obj) {
                 Some(obj) => Event::Apply(obj),
                 None => Event::Delete(previous?),
             }
         }
         Event::Delete(obj) => {
             let previous = stored(&obj);
-            match undecodable.decoded(obj) {
+            match decoded(obj) {
                 Some(obj) => Event::Delete(obj),
                 None => Event::Delete(previous?),
             }
