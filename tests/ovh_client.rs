@@ -913,21 +913,33 @@ where
     let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
         let (answer, seen) = (answer.clone(), counted.clone());
         async move {
-            if req.uri().path() == "/1.0/auth/time" {
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_secs();
-                return axum::Json(now).into_response();
+            if let Some(time) = server_time(&req) {
+                return time;
             }
             seen.requests.fetch_add(1, Ordering::SeqCst);
             answer(&req, &seen)
         }
     });
+    (serve(app).await, seen)
+}
+
+/// The answer to `GET /1.0/auth/time` (the current time), if `req` asks for it.
+fn server_time(req: &axum::extract::Request) -> Option<axum::response::Response> {
+    (req.uri().path() == "/1.0/auth/time").then(|| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        axum::Json(now).into_response()
+    })
+}
+
+/// Serves `app` on 127.0.0.1; returns its base URL.
+async fn serve(app: axum::Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (format!("http://{addr}"), seen)
+    format!("http://{addr}")
 }
 
 /// A body of `chunks` chunks of `size` bytes (then nothing more, ever, when `hang`), each
@@ -1270,6 +1282,12 @@ async fn a_list_answer_that_is_not_a_list_is_a_decode_error() {
             "a@b.c",
         ),
         ("a bad element", r#"[{"primaryEmailAddress": 12}]"#, "12"),
+        ("keys in an expanded page", r#"["a@b.c", "d@e.f"]"#, "a@b.c"),
+        (
+            "keys among objects",
+            r#"[{"primaryEmailAddress": "a@b.c"}, "d@e.f"]"#,
+            "d@e.f",
+        ),
     ] {
         let (base, _) = own_server(move |_, _| {
             (
@@ -1303,12 +1321,8 @@ async fn a_client_keeps_a_bounded_number_of_requests_in_flight() {
     let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
         let (now, most) = (n.clone(), m.clone());
         async move {
-            if req.uri().path() == "/1.0/auth/time" {
-                let t = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_secs();
-                return axum::Json(t).into_response();
+            if let Some(time) = server_time(&req) {
+                return time;
             }
             let at_once = now.fetch_add(1, Ordering::SeqCst) + 1;
             most.fetch_max(at_once, Ordering::SeqCst);
@@ -1317,10 +1331,7 @@ async fn a_client_keeps_a_bounded_number_of_requests_in_flight() {
             axum::Json(Vec::<i64>::new()).into_response()
         }
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let api = own_client(&base, fast_options());
+    let api = own_client(&serve(app).await, fast_options());
     let calls = (0..200).map(|_| api.list_send_connector_ids());
     let answers = futures::future::join_all(calls).await;
     assert!(answers.iter().all(Result::is_ok));

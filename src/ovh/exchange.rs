@@ -3,7 +3,7 @@
 //! Reads of many objects use OVH's bulk forms where the server honours them (`X-Ovh-Batch`
 //! batch GETs, `CachedObjectList-Pages` list expansion) and fall back to one GET per object
 //! where it does not; which form works is remembered per client.
-use super::client::{Call, OvhClient};
+use super::client::{Call, OvhClient, decode_error};
 use super::error::OvhError;
 use super::model::{
     Account, AccountConnectorUpdate, ChangeAuthentication, ChangeDefaultSbr, Domain,
@@ -109,17 +109,18 @@ const PAGE_SIZE: usize = 5000;
 
 /// One page of an expanded list, decoded as it arrives (a service's accounts are thousands:
 /// neither their text nor an intermediate tree is held whole). A server that does not
-/// expand lists answers with keys, which are only counted.
+/// expand lists answers with keys: the first is kept, to tell such a page apart (and to be
+/// the decode error of a page that mixes keys and objects, or says it is expanded).
 struct ExpandedPage<T> {
     objects: Vec<T>,
-    keys: usize,
+    first_key: Option<Vec<u8>>,
 }
 
 impl<T> Default for ExpandedPage<T> {
     fn default() -> Self {
         Self {
             objects: Vec::new(),
-            keys: 0,
+            first_key: None,
         }
     }
 }
@@ -127,17 +128,28 @@ impl<T> Default for ExpandedPage<T> {
 impl<T: DeserializeOwned + Send> crate::ovh::client::Elements for ExpandedPage<T> {
     fn restart(&mut self) {
         self.objects.clear();
-        self.keys = 0;
+        self.first_key = None;
     }
 
     fn element(&mut self, json: &[u8]) -> Result<(), serde_json::Error> {
-        if json.first() == Some(&b'{') {
-            self.objects.push(serde_json::from_slice(json)?);
-        } else {
-            self.keys += 1;
+        let is_object = json.first() == Some(&b'{');
+        match (&self.first_key, is_object) {
+            (None, true) => self.objects.push(serde_json::from_slice(json)?),
+            (None, false) if self.objects.is_empty() => self.first_key = Some(json.to_vec()),
+            // Keys and objects in one page.
+            (None, false) => return Err(key_error::<T>(json)),
+            (Some(key), true) => return Err(key_error::<T>(key)),
+            (Some(_), false) => {}
         }
         Ok(())
     }
+}
+
+/// The decode error of a key where an object of `T` was expected.
+fn key_error<T: DeserializeOwned>(key: &[u8]) -> serde_json::Error {
+    serde_json::from_slice::<T>(key)
+        .err()
+        .unwrap_or_else(|| serde::de::Error::custom("a key where an object was expected"))
 }
 
 #[derive(serde::Deserialize)]
@@ -612,13 +624,24 @@ impl ExchangeApi {
             }
             let mut elements = ExpandedPage::<T>::default();
             let reply = self.client.execute_list(&paged, &mut elements).await?;
-            if elements.objects.is_empty() && reply.header("x-pagination-elements").is_none() {
-                if elements.keys == 0 {
-                    // An empty plain list says nothing about support; it is simply empty.
-                    return Ok(Some(out));
+            let expanded = reply.header("x-pagination-elements").is_some();
+            match &elements.first_key {
+                // Keys where the server says it expanded the page.
+                Some(key) if expanded => {
+                    return Err(decode_error(
+                        &paged,
+                        reply.status,
+                        &key_error::<T>(key),
+                        key,
+                    ));
                 }
-                self.features.expansion.set(false);
-                return Ok(None);
+                Some(_) => {
+                    self.features.expansion.set(false);
+                    return Ok(None);
+                }
+                // An empty plain list says nothing about support; it is simply empty.
+                None if elements.objects.is_empty() && !expanded => return Ok(Some(out)),
+                None => {}
             }
             self.features.expansion.set(true);
             out.append(&mut elements.objects);
