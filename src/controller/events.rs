@@ -21,7 +21,6 @@ pub(super) const SERIES_TTL: Duration = Duration::from_secs(600);
 pub(super) struct Series {
     note: String,
     name: String,
-    namespace: String,
     count: i32,
     used: tokio::time::Instant,
 }
@@ -45,6 +44,12 @@ pub(super) async fn publish<K: Resource<DynamicType = ()>>(ctx: &Context, obj: &
         fact.reason,
         fact.action
     );
+    let regarding = obj.object_ref(&());
+    let namespace = regarding
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".to_owned());
+    let events: Api<KubeEvent> = Api::namespaced(ctx.client.clone(), &namespace);
     let now = tokio::time::Instant::now();
     let repeat = {
         let mut all = ctx
@@ -55,12 +60,11 @@ pub(super) async fn publish<K: Resource<DynamicType = ()>>(ctx: &Context, obj: &
         all.get_mut(&key).filter(|s| s.note == fact.note).map(|s| {
             s.count += 1;
             s.used = now;
-            (s.name.clone(), s.namespace.clone(), s.count)
+            (s.name.clone(), s.count)
         })
     };
     let time = MicroTime(k8s_openapi::jiff::Timestamp::now());
-    if let Some((name, namespace, count)) = repeat {
-        let events: Api<KubeEvent> = Api::namespaced(ctx.client.clone(), &namespace);
+    if let Some((name, count)) = repeat {
         let patch = serde_json::json!({"series": {"count": count, "lastObservedTime": time}});
         match events
             .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
@@ -75,14 +79,8 @@ pub(super) async fn publish<K: Resource<DynamicType = ()>>(ctx: &Context, obj: &
             }
         }
     }
-    let regarding = obj.object_ref(&());
-    let namespace = regarding
-        .namespace
-        .clone()
-        .unwrap_or_else(|| "default".to_owned());
     let event = new_event(&regarding, &namespace, &fact, time);
     let name = event.metadata.name.clone().unwrap_or_default();
-    let events: Api<KubeEvent> = Api::namespaced(ctx.client.clone(), &namespace);
     if let Err(e) = events.create(&PostParams::default(), &event).await {
         tracing::debug!(error = %e, "could not publish an Event");
         return;
@@ -95,7 +93,6 @@ pub(super) async fn publish<K: Resource<DynamicType = ()>>(ctx: &Context, obj: &
             Series {
                 note: fact.note,
                 name,
-                namespace,
                 count: 1,
                 used: now,
             },

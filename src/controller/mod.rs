@@ -497,20 +497,20 @@ mod tests {
     async fn a_paused_request_holds_no_turn_of_the_in_flight_limit() {
         let arrived = Arc::new(AtomicUsize::new(0));
         let client = super::with_requests_in_flight(&slow_client(arrived.clone()), 1);
-        let answered = |what: &str, n: usize| format!("{what}: {n} requests arrived");
+        // The next request gets its turn and its answer.
+        let next_is_answered = async |what: &str| {
+            let next = tokio::time::timeout(Duration::from_secs(5), client.send(request())).await;
+            assert!(
+                next.is_ok(),
+                "{what}: {} requests arrived",
+                arrived.load(Ordering::SeqCst)
+            );
+        };
 
         // Paused while its answer comes in.
         let _paused = send_then_pause(&client, &arrived).await;
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let next = tokio::time::timeout(Duration::from_secs(5), client.send(request())).await;
-        assert!(
-            next.is_ok(),
-            "{}",
-            answered(
-                "a request after a paused one",
-                arrived.load(Ordering::SeqCst)
-            )
-        );
+        next_is_answered("a request after a paused one").await;
 
         // Paused while it waits for its turn.
         let mut first = Box::pin(client.send(request()));
@@ -521,15 +521,7 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         first.await.unwrap();
-        let next = tokio::time::timeout(Duration::from_secs(5), client.send(request())).await;
-        assert!(
-            next.is_ok(),
-            "{}",
-            answered(
-                "a request after a queued paused one",
-                arrived.load(Ordering::SeqCst)
-            )
-        );
+        next_is_answered("a request after a queued paused one").await;
     }
 
     fn size<F: std::future::Future>(_: &F) -> usize {
