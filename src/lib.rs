@@ -1,5 +1,6 @@
 //! `sendconnector-operator`: keeps OVHcloud Exchange send connectors and the mailboxes that use
 //! them equal to Kubernetes resources.
+pub mod allocator;
 pub mod cli;
 pub mod controller;
 pub mod crd;

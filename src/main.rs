@@ -1,9 +1,21 @@
 use clap::Parser;
 use sendconnector_operator::cli::{Cli, Command, RunArgs, subcommand};
-use sendconnector_operator::{controller, crd, local, simulator_cli, telemetry};
+use sendconnector_operator::{allocator, controller, crd, local, simulator_cli, telemetry};
 
-#[tokio::main]
-async fn main() {
+fn main() {
+    // Before the runtime's threads exist: they take their allocator arenas as they start.
+    allocator::tune();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            std::process::exit(1)
+        }
+    };
+    runtime.block_on(operator());
+}
+
+async fn operator() {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         // `local` keeps 2 for "calls planned" (`--dry-run`): its usage errors are errors, 1.

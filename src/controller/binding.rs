@@ -311,12 +311,15 @@ async fn read_accounts(
     ctx: &Context,
     uid: &str,
     addresses: &[String],
-) -> Result<BTreeMap<String, Option<Account>>, OvhError> {
+) -> Result<Read<Account>, OvhError> {
     if addresses.is_empty() {
-        return Ok(BTreeMap::new());
+        return Ok(Read::default());
     }
     let Some(all) = api.accounts_since(ctx.lists_after(uid)).await? else {
-        return api.get_accounts(addresses).await;
+        return Ok(Read {
+            objects: api.get_accounts(addresses).await?,
+            shared_from: None,
+        });
     };
     let mut out: BTreeMap<String, Option<Account>> =
         addresses.iter().map(|a| (a.clone(), None)).collect();
@@ -325,7 +328,26 @@ async fn read_accounts(
             *slot = Some(account.clone());
         }
     }
-    Ok(out)
+    Ok(Read {
+        objects: out,
+        shared_from: Some(all.read_at),
+    })
+}
+
+/// Objects of one kind by name (`None`: not on the service), and when the shared list they
+/// come from was read (`None`: read for this look, one by one).
+struct Read<T> {
+    objects: BTreeMap<String, Option<T>>,
+    shared_from: Option<tokio::time::Instant>,
+}
+
+impl<T> Default for Read<T> {
+    fn default() -> Self {
+        Self {
+            objects: BTreeMap::new(),
+            shared_from: None,
+        }
+    }
 }
 
 /// The domains with these names (`None`: not on the service), as [`read_accounts`].
@@ -334,17 +356,20 @@ async fn read_domains(
     ctx: &Context,
     uid: &str,
     names: &[String],
-) -> Result<BTreeMap<String, Option<Domain>>, OvhError> {
+) -> Result<Read<Domain>, OvhError> {
     let mut out = BTreeMap::new();
     if names.is_empty() {
-        return Ok(out);
+        return Ok(Read::default());
     }
     if let Some(all) = api.domains_since(ctx.lists_after(uid)).await? {
         for name in names {
             let found = all.items.iter().find(|d| d.name == *name).cloned();
             out.insert(name.clone(), found);
         }
-        return Ok(out);
+        return Ok(Read {
+            objects: out,
+            shared_from: Some(all.read_at),
+        });
     }
     for name in names {
         match api.get_domain(name).await {
@@ -357,7 +382,10 @@ async fn read_domains(
             Err(e) => return Err(e),
         }
     }
-    Ok(out)
+    Ok(Read {
+        objects: out,
+        shared_from: None,
+    })
 }
 
 /// What one reconcile wrote, by Event reason: each reason gets one Event that names every
@@ -844,13 +872,25 @@ async fn converge(
     let mut wanted: Vec<String> = mb.spec.mailboxes.clone();
     wanted.extend(released_mailboxes.iter().cloned());
     let uid = mb.uid().unwrap_or_default();
-    // Whether its own last writes are young as this look begins (the reads may wait long for
-    // their turn; what they show is from just after those writes).
-    let young = ctx.wrote_within(&uid, 2 * ctx.config.task_poll);
+    // Whether its own last writes are young: as this look begins (the reads may wait long for
+    // their turn; what they show is from just after those writes), or in the shared lists it
+    // is served (read by another resource just after these writes, and still recent). Either
+    // way a task still pending may be pending only because it has just begun; a task that
+    // outlives both shows in the next look's report.
+    let span = 2 * ctx.config.task_poll;
+    let young_at_start = ctx.wrote_within(&uid, span);
     let accounts = read_accounts(&api, ctx, &uid, &wanted).await?;
     let mut domain_names = mb.spec.default_for_domains.clone();
     domain_names.extend(released_domains.iter().cloned());
     let domain_objects = read_domains(&api, ctx, &uid, &domain_names).await?;
+    let read_young = ctx.lists_after(&uid).is_some_and(|wrote| {
+        [accounts.shared_from, domain_objects.shared_from]
+            .into_iter()
+            .flatten()
+            .any(|read_at| read_at < wrote + span)
+    });
+    let young = young_at_start || read_young;
+    let (accounts, domain_objects) = (accounts.objects, domain_objects.objects);
     let mut p = plan(&BindingInputs {
         connector_id,
         mailboxes: mb.spec.mailboxes.clone(),
@@ -1059,8 +1099,8 @@ async fn release(
     domains.sort();
     domains.dedup();
     let uid = mb.uid().unwrap_or_default();
-    let accounts = read_accounts(&api, ctx, &uid, &mailboxes).await?;
-    let domain_objects = read_domains(&api, ctx, &uid, &domains).await?;
+    let accounts = read_accounts(&api, ctx, &uid, &mailboxes).await?.objects;
+    let domain_objects = read_domains(&api, ctx, &uid, &domains).await?.objects;
     let (writes, done) = plan_release_all(
         connector_id,
         &mailboxes,
