@@ -305,17 +305,16 @@ fn conflicts(
 
 /// The accounts with these addresses (`None`: no such mailbox), from the service's shared
 /// list where the server expands lists (one read serves every binding of the service), read
-/// after this binding's own last writes.
+/// from `after` on (see [`Context::lists_for_look`]).
 async fn read_accounts(
     api: &ExchangeApi,
-    ctx: &Context,
-    uid: &str,
+    after: Option<tokio::time::Instant>,
     addresses: &[String],
 ) -> Result<Read<Account>, OvhError> {
     if addresses.is_empty() {
         return Ok(Read::default());
     }
-    let Some(all) = api.accounts_since(ctx.lists_after(uid)).await? else {
+    let Some(all) = api.accounts_since(after).await? else {
         return Ok(Read {
             objects: api.get_accounts(addresses).await?,
             shared_from: None,
@@ -353,15 +352,14 @@ impl<T> Default for Read<T> {
 /// The domains with these names (`None`: not on the service), as [`read_accounts`].
 async fn read_domains(
     api: &ExchangeApi,
-    ctx: &Context,
-    uid: &str,
+    after: Option<tokio::time::Instant>,
     names: &[String],
 ) -> Result<Read<Domain>, OvhError> {
     let mut out = BTreeMap::new();
     if names.is_empty() {
         return Ok(Read::default());
     }
-    if let Some(all) = api.domains_since(ctx.lists_after(uid)).await? {
+    if let Some(all) = api.domains_since(after).await? {
         for name in names {
             let found = all.items.iter().find(|d| d.name == *name).cloned();
             out.insert(name.clone(), found);
@@ -874,15 +872,20 @@ async fn converge(
     let uid = mb.uid().unwrap_or_default();
     // Whether its own last writes are young: as this look begins (the reads may wait long for
     // their turn; what they show is from just after those writes), or in the shared lists it
-    // is served (read by another resource just after these writes, and still recent). Either
-    // way a task still pending may be pending only because it has just begun; a task that
-    // outlives both shows in the next look's report.
+    // is served (read by another resource just after these writes; a poll is never served
+    // the same list twice). Either way a task still pending may be pending only because it
+    // has just begun; a task that outlives both shows in the next look's report.
     let span = 2 * ctx.config.task_poll;
     let young_at_start = ctx.wrote_within(&uid, span);
-    let accounts = read_accounts(&api, ctx, &uid, &wanted).await?;
+    let after = ctx.lists_for_look(&uid);
+    let accounts = read_accounts(&api, after, &wanted).await?;
     let mut domain_names = mb.spec.default_for_domains.clone();
     domain_names.extend(released_domains.iter().cloned());
-    let domain_objects = read_domains(&api, ctx, &uid, &domain_names).await?;
+    let domain_objects = read_domains(&api, after, &domain_names).await?;
+    let shared_from = [accounts.shared_from, domain_objects.shared_from]
+        .into_iter()
+        .flatten()
+        .max();
     let read_young = ctx.lists_after(&uid).is_some_and(|wrote| {
         [accounts.shared_from, domain_objects.shared_from]
             .into_iter()
@@ -1019,6 +1022,9 @@ async fn converge(
             // often find the tasks over already (the first may come just before they end).
             ctx.defer_report(&uid);
         }
+        if let Some(read_at) = shared_from {
+            ctx.waits_on(&uid, read_at);
+        }
         return Ok((
             Verdict::Progressing {
                 reason: reasons::TASK_PENDING,
@@ -1099,8 +1105,9 @@ async fn release(
     domains.sort();
     domains.dedup();
     let uid = mb.uid().unwrap_or_default();
-    let accounts = read_accounts(&api, ctx, &uid, &mailboxes).await?.objects;
-    let domain_objects = read_domains(&api, ctx, &uid, &domains).await?.objects;
+    let after = ctx.lists_after(&uid);
+    let accounts = read_accounts(&api, after, &mailboxes).await?.objects;
+    let domain_objects = read_domains(&api, after, &domains).await?.objects;
     let (writes, done) = plan_release_all(
         connector_id,
         &mailboxes,

@@ -133,6 +133,9 @@ pub struct Context {
     /// ended, by then). A list read earlier may not show its own change; other resources'
     /// lists serve it otherwise.
     pub(super) lists_after: Mutex<HashMap<String, tokio::time::Instant>>,
+    /// Per binding uid whose last look ended waiting for OVH tasks: when the newest shared
+    /// list that look planned on was read (see [`Context::lists_for_look`]).
+    pub(super) polled_on: Mutex<HashMap<String, tokio::time::Instant>>,
     /// When each resource's current change began: the urgency of its OVH requests.
     pub(super) changes: Mutex<super::changes::Changes>,
     /// The origin of the resync ticks (the controller's start), and the seed of their jitter.
@@ -233,6 +236,7 @@ impl Context {
             event_series: Mutex::default(),
             waiting_since: Mutex::default(),
             lists_after: Mutex::default(),
+            polled_on: Mutex::default(),
             changes: Mutex::default(),
             epoch: tokio::time::Instant::now(),
             jitter_seed: rand::random(),
@@ -412,6 +416,37 @@ impl Context {
         self.lists_after(uid).is_some_and(|t| t.elapsed() < span)
     }
 
+    /// The instant the shared lists `uid`'s look plans on must be read from: after its own
+    /// last writes ([`Self::lists_after`]); when its last look ended waiting for tasks
+    /// ([`Self::waits_on`]), also half a task poll interval after those writes and after the
+    /// lists that look saw. A poll served a list read just after its writes (another resource's,
+    /// kept for seconds), or one it has seen, learns nothing: the tasks would show pending
+    /// until the list expired.
+    pub fn lists_for_look(&self, uid: &str) -> Option<tokio::time::Instant> {
+        let seen = self
+            .polled_on
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(uid);
+        let wrote = self.lists_after(uid);
+        let Some(seen) = seen else {
+            return wrote;
+        };
+        let settling = wrote.map(|t| t + self.config.task_poll / 2);
+        settling
+            .into_iter()
+            .chain([seen + Duration::from_nanos(1)])
+            .max()
+    }
+
+    /// `uid`'s look ends waiting for tasks, on shared lists read at `read_at` at the latest.
+    pub fn waits_on(&self, uid: &str, read_at: tokio::time::Instant) {
+        self.polled_on
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(uid.to_owned(), read_at);
+    }
+
     /// The urgency of the change `obj` is at (its generation): when this controller first
     /// saw it, or the wave it came in ([`super::changes`]).
     pub fn change_began<K: kube::Resource>(&self, obj: &K) -> tokio::time::Instant {
@@ -534,6 +569,10 @@ impl Context {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(uid);
+        self.polled_on
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(uid);
         self.changes
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -617,5 +656,37 @@ mod tests {
         let other = until_next_tick(Duration::from_secs(1000), interval, 7);
         let ours = until_next_tick(Duration::from_secs(1000), interval, seed);
         assert_ne!(other, ours);
+    }
+
+    fn context() -> Context {
+        let config = kube::Config::new("http://127.0.0.1:1".parse().unwrap());
+        let client = kube::Client::try_from(config).unwrap();
+        let (connectors, _) = kube::runtime::reflector::store();
+        let (bindings, _) = kube::runtime::reflector::store();
+        Context::new(client, ControllerConfig::default(), connectors, bindings)
+    }
+
+    #[tokio::test]
+    async fn a_poll_plans_on_lists_newer_than_its_writes_and_than_what_it_waited_on() {
+        let ctx = context();
+        let half_a_poll = ctx.config.task_poll / 2;
+        let wrote = tokio::time::Instant::now();
+        ctx.needs_lists_after("uid", wrote);
+        // Not waiting for tasks: anything read after its writes.
+        assert_eq!(ctx.lists_for_look("uid"), Some(wrote));
+        // Its writing look planned on a list from before the writes: its poll needs one read
+        // once the tasks had time to move.
+        ctx.waits_on("uid", wrote - Duration::from_secs(1));
+        assert_eq!(ctx.lists_for_look("uid"), Some(wrote + half_a_poll));
+        // A look consumes the wait; the next one that waits says what it saw.
+        assert_eq!(ctx.lists_for_look("uid"), Some(wrote));
+        let seen = wrote + Duration::from_secs(3);
+        ctx.waits_on("uid", seen);
+        let after = ctx.lists_for_look("uid").unwrap();
+        assert!(after > seen, "a poll is never served the list it saw");
+        // Forgotten with the resource.
+        ctx.waits_on("gone", seen);
+        ctx.forget_status("gone");
+        assert_eq!(ctx.lists_for_look("gone"), None);
     }
 }

@@ -59,9 +59,34 @@ pub async fn add_finalizer<K>(api: &Api<K>, obj: &K) -> Result<(), Error>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
 {
-    let mut finalizers = obj.finalizers().to_vec();
-    finalizers.push(FINALIZER.to_owned());
-    set_finalizers(api, obj, &finalizers, "add the finalizer").await
+    let with_ours = |obj: &K| {
+        let mut finalizers = obj.finalizers().to_vec();
+        finalizers.push(FINALIZER.to_owned());
+        finalizers
+    };
+    match set_finalizers(api, obj, &with_ours(obj), "add the finalizer").await {
+        // The copy is older than the stored object: most often because a reconcile followed
+        // the one that added the finalizer before the watch cache showed it, or one of the
+        // operator's status writes. Looked at afresh, it either has the finalizer already or
+        // gets it on the current version (a second conflict is retried with the reconcile).
+        Err(Error::Kube {
+            source: kube::Error::Api(status),
+            ..
+        }) if status.code == 409 => {
+            let current = api
+                .get(&obj.name_any())
+                .await
+                .map_err(|source| Error::Kube {
+                    action: "read the object to add the finalizer",
+                    source,
+                })?;
+            if has_finalizer(&current) {
+                return Ok(());
+            }
+            set_finalizers(api, &current, &with_ours(&current), "add the finalizer").await
+        }
+        other => other,
+    }
 }
 
 /// Removes this operator's finalizer, guarded by the finalizer list itself rather than the
@@ -313,13 +338,20 @@ mod tests {
     async fn stored_connector(
         others: &[&str],
     ) -> (Api<crate::crd::SendConnector>, crate::crd::SendConnector) {
+        let mut finalizers = vec![FINALIZER];
+        finalizers.extend(others);
+        stored_connector_with(&finalizers).await
+    }
+
+    /// A connector carrying `finalizers` alone, as [`stored_connector`].
+    async fn stored_connector_with(
+        finalizers: &[&str],
+    ) -> (Api<crate::crd::SendConnector>, crate::crd::SendConnector) {
         let server = memory_apiserver::ApiServer::new();
         for crd in crate::crd::crds() {
             server.register_crd(&crd);
         }
         let api: Api<crate::crd::SendConnector> = Api::namespaced(server.client(), "mail");
-        let mut finalizers = vec![FINALIZER.to_owned()];
-        finalizers.extend(others.iter().map(|f| (*f).to_owned()));
         let object: crate::crd::SendConnector = serde_json::from_value(serde_json::json!({
             "apiVersion": "sendconnector.io/v1alpha1", "kind": "SendConnector",
             "metadata": {"name": "relay", "namespace": "mail", "finalizers": finalizers},
@@ -362,5 +394,39 @@ mod tests {
         assert!(refused.is_err(), "{refused:?}");
         let stored = api.get("relay").await.unwrap();
         assert_eq!(stored.finalizers(), [FINALIZER, "example.com/late"]);
+    }
+
+    #[tokio::test]
+    async fn a_copy_older_than_the_finalizer_it_lacks_adds_nothing_twice() {
+        // A second reconcile can follow the first before the watch cache shows the first's
+        // finalizer: its copy lacks it, and is older than the stored object.
+        let (api, held) = stored_connector_with(&["example.com/other"]).await;
+        add_finalizer(&api, &held).await.unwrap();
+        add_finalizer(&api, &held).await.unwrap();
+        let stored = api.get("relay").await.unwrap();
+        assert_eq!(stored.finalizers(), ["example.com/other", FINALIZER]);
+    }
+
+    #[tokio::test]
+    async fn the_finalizer_is_added_over_a_copy_older_than_a_status_write() {
+        let (api, held) = stored_connector_with(&[]).await;
+        let status = serde_json::json!({"status": {"state": "ok"}});
+        api.patch_status("relay", &PatchParams::default(), &Patch::Merge(&status))
+            .await
+            .unwrap();
+        add_finalizer(&api, &held).await.unwrap();
+        assert_eq!(api.get("relay").await.unwrap().finalizers(), [FINALIZER]);
+    }
+
+    #[tokio::test]
+    async fn a_finalizer_added_by_someone_else_since_is_kept() {
+        let (api, held) = stored_connector_with(&[]).await;
+        let added = serde_json::json!({"metadata": {"finalizers": ["example.com/late"]}});
+        api.patch("relay", &PatchParams::default(), &Patch::Merge(&added))
+            .await
+            .unwrap();
+        add_finalizer(&api, &held).await.unwrap();
+        let stored = api.get("relay").await.unwrap();
+        assert_eq!(stored.finalizers(), ["example.com/late", FINALIZER]);
     }
 }
