@@ -585,6 +585,21 @@ impl Context {
     /// Tick `k` falls at `k` intervals from the controller's start, moved earlier by up to
     /// 10 % of an interval (a jitter drawn per tick and per process, so that operators do not
     /// all read OVH at one instant); ticks are 0.9 to 1.1 intervals apart.
+    /// The resync tick a reconcile starting now answers, if the resource is at rest
+    /// (`at_rest`: its last report is Ready for its generation) and the last tick is less
+    /// than a quarter interval (at most 10 s) old: the lists read since that tick serve it
+    /// (see [`crate::ovh::shared_reads::in_resync_wave`]).
+    pub fn resync_wave(&self, at_rest: bool) -> Option<tokio::time::Instant> {
+        if !at_rest {
+            return None;
+        }
+        let interval = self.config.resync_interval;
+        let elapsed = self.epoch.elapsed();
+        let tick = last_tick(elapsed, interval, self.jitter_seed);
+        let window = (interval / 4).min(Duration::from_secs(10));
+        (elapsed.saturating_sub(tick) < window).then(|| self.epoch + tick)
+    }
+
     pub fn resync(&self) -> Duration {
         until_next_tick(
             self.epoch.elapsed(),
@@ -594,20 +609,34 @@ impl Context {
     }
 }
 
-/// The delay from `elapsed` (since the ticks' origin) to the next resync tick: tick `k` at `k`
-/// intervals, moved earlier by `0.1 × interval × unit_fraction(seed ^ k)`.
+/// Resync tick `k` (since the ticks' origin): at `k` intervals, moved earlier by
+/// `0.1 × interval × unit_fraction(seed ^ k)`.
+fn tick_at(k: u64, interval: Duration, seed: u64) -> Duration {
+    let jitter = interval.mul_f64(0.1 * unit_fraction(seed ^ k));
+    (interval * u32::try_from(k).unwrap_or(u32::MAX)).saturating_sub(jitter)
+}
+
+/// The delay from `elapsed` (since the ticks' origin) to the next resync tick.
 fn until_next_tick(elapsed: Duration, interval: Duration, seed: u64) -> Duration {
     let interval = interval.max(Duration::from_millis(1));
-    let tick = |k: u64| {
-        let jitter = interval.mul_f64(0.1 * unit_fraction(seed ^ k));
-        (interval * u32::try_from(k).unwrap_or(u32::MAX)).saturating_sub(jitter)
-    };
     let first = u64::try_from(elapsed.as_nanos() / interval.as_nanos()).unwrap_or(u64::MAX);
     (first..first.saturating_add(3))
-        .map(tick)
+        .map(|k| tick_at(k, interval, seed))
         .find(|t| *t > elapsed)
         .unwrap_or(elapsed + interval)
         .saturating_sub(elapsed)
+}
+
+/// The last resync tick at or before `elapsed` (tick 0 is the origin itself).
+fn last_tick(elapsed: Duration, interval: Duration, seed: u64) -> Duration {
+    let interval = interval.max(Duration::from_millis(1));
+    let first = u64::try_from(elapsed.as_nanos() / interval.as_nanos()).unwrap_or(u64::MAX);
+    // Tick `first + 1` may be up to a tenth of an interval early; tick `first` is never late.
+    [first.saturating_add(1), first]
+        .into_iter()
+        .map(|k| tick_at(k, interval, seed))
+        .find(|t| *t <= elapsed)
+        .unwrap_or_default()
 }
 
 /// A fraction in `[0, 1)` drawn from `seed` (splitmix64): the same seed, the same fraction.
@@ -688,5 +717,21 @@ mod tests {
         ctx.waits_on("gone", seen);
         ctx.forget_status("gone");
         assert_eq!(ctx.lists_for_look("gone"), None);
+    }
+
+    #[test]
+    fn the_last_tick_is_the_one_the_next_tick_follows() {
+        let interval = Duration::from_secs(20);
+        for seed in [0, 7, 12_345] {
+            for ms in (0..200_000).step_by(997) {
+                let elapsed = Duration::from_millis(ms);
+                let last = last_tick(elapsed, interval, seed);
+                let next = elapsed + until_next_tick(elapsed, interval, seed);
+                assert!(last <= elapsed && next > elapsed, "{ms} ms, seed {seed}");
+                // No tick between the two: the one after `last` is `next`.
+                let after_last = last + until_next_tick(last, interval, seed);
+                assert_eq!(after_last, next, "{ms} ms, seed {seed}");
+            }
+        }
     }
 }

@@ -224,13 +224,38 @@ pub fn needs_announcement<S: Report + Clone>(status: &mut S) -> Option<S> {
 }
 
 pub trait Report: Serialize + DeserializeOwned + PartialEq {
+    fn conditions(&self) -> &[Condition];
     fn conditions_mut(&mut self) -> &mut Vec<Condition>;
+    /// The `reconcile-requested-at` value last handled.
+    fn handled(&self) -> Option<&str>;
     fn set_handled(&mut self, generation: Option<i64>, requested_at: Option<String>);
 }
 
+/// Whether `status`, the last report of `obj`, says it is at rest: Ready for its current
+/// generation, with any requested reconcile handled.
+pub fn at_rest<K: Resource, S: Report>(obj: &K, status: &S) -> bool {
+    let ready = status.conditions().iter().any(|c| {
+        c.type_ == "Ready"
+            && c.status == crate::crd::ConditionStatus::True
+            && c.observed_generation == obj.meta().generation
+    });
+    ready
+        && status.handled()
+            == obj
+                .annotations()
+                .get(RECONCILE_REQUESTED_AT_ANNOTATION)
+                .map(String::as_str)
+}
+
 impl Report for SendConnectorStatus {
+    fn conditions(&self) -> &[Condition] {
+        &self.conditions
+    }
     fn conditions_mut(&mut self) -> &mut Vec<Condition> {
         &mut self.conditions
+    }
+    fn handled(&self) -> Option<&str> {
+        self.last_handled_reconcile_at.as_deref()
     }
     fn set_handled(&mut self, generation: Option<i64>, requested_at: Option<String>) {
         self.observed_generation = generation;
@@ -239,8 +264,14 @@ impl Report for SendConnectorStatus {
 }
 
 impl Report for MailboxBindingStatus {
+    fn conditions(&self) -> &[Condition] {
+        &self.conditions
+    }
     fn conditions_mut(&mut self) -> &mut Vec<Condition> {
         &mut self.conditions
+    }
+    fn handled(&self) -> Option<&str> {
+        self.last_handled_reconcile_at.as_deref()
     }
     fn set_handled(&mut self, generation: Option<i64>, requested_at: Option<String>) {
         self.observed_generation = generation;

@@ -18,7 +18,7 @@ pub use error::Error;
 pub use leader::LeaderElection;
 
 use crate::crd::{MailboxBinding, SendConnector};
-use crate::ovh::budget;
+use crate::ovh::{budget, shared_reads};
 use crate::telemetry::metrics;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
@@ -296,10 +296,17 @@ async fn controllers(
         .run(
             |sc, ctx| {
                 let since = ctx.change_began(&*sc);
+                let reported: Option<crate::crd::SendConnectorStatus> = ctx
+                    .remembered_status(&sc.uid().unwrap_or_default())
+                    .or_else(|| sc.status.clone());
+                let wave = ctx.resync_wave(reported.is_some_and(|s| lifecycle::at_rest(&*sc, &s)));
                 measured(
                     "SendConnector",
                     ctx.clone(),
-                    budget::with_urgency(since, connector::reconcile(sc, ctx)),
+                    budget::with_urgency(
+                        since,
+                        shared_reads::in_resync_wave(wave, connector::reconcile(sc, ctx)),
+                    ),
                 )
             },
             connector::error_policy,
@@ -316,10 +323,17 @@ async fn controllers(
         .run(
             |mb, ctx| {
                 let since = ctx.change_began(&*mb);
+                let reported: Option<crate::crd::MailboxBindingStatus> = ctx
+                    .remembered_status(&mb.uid().unwrap_or_default())
+                    .or_else(|| mb.status.clone());
+                let wave = ctx.resync_wave(reported.is_some_and(|s| lifecycle::at_rest(&*mb, &s)));
                 measured(
                     "MailboxBinding",
                     ctx.clone(),
-                    budget::with_urgency(since, binding::reconcile(mb, ctx)),
+                    budget::with_urgency(
+                        since,
+                        shared_reads::in_resync_wave(wave, binding::reconcile(mb, ctx)),
+                    ),
                 )
             },
             binding::error_policy,

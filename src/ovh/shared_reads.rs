@@ -16,6 +16,23 @@ use tokio::time::Instant;
 /// itself (a task finishing, an edit in the control panel) shows at the next poll.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(2);
 
+tokio::task_local! {
+    /// The resync tick the current reconcile answers (see [`in_resync_wave`]).
+    static WAVE: Instant;
+}
+
+/// Runs `work` (the reconcile of a resource at rest, woken by the resync tick at `tick`) so
+/// that a list read since that tick serves it even once older than the usual TTL: a thousand
+/// resources take longer than the TTL to reconcile, and each kind of list would be read
+/// again for the late ones. Drift is still found within one interval (ticks are at least 0.9
+/// intervals apart); a writer's own `not_before` still holds.
+pub async fn in_resync_wave<F: Future>(tick: Option<Instant>, work: F) -> F::Output {
+    match tick {
+        Some(tick) => WAVE.scope(tick, work).await,
+        None => work.await,
+    }
+}
+
 /// A list of the service's connectors, and when the read that produced it went out to OVH
 /// (its first request got its token): anything OVH had applied by then shows in it.
 #[derive(Clone, Debug)]
@@ -130,8 +147,9 @@ impl<T> Lists<T> {
         let slot = self.slot(service);
         let _reader = Reader::enter(&slot.readers);
         let mut value = slot.value.lock().await;
+        let wave = WAVE.try_with(|tick| *tick).ok();
         if let Some(listing) = value.as_ref()
-            && listing.read_at.elapsed() < ttl
+            && (listing.read_at.elapsed() < ttl || wave.is_some_and(|t| listing.read_at >= t))
             && not_before.is_none_or(|t| listing.read_at >= t)
         {
             return Ok(Some(listing.clone()));
@@ -352,5 +370,66 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(count(), 5, "an old list does not serve");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_resync_wave_is_served_the_list_read_since_its_tick_however_long_it_lasts() {
+        let shared = Arc::new(SharedReads::new(Duration::from_secs(2)));
+        let reads = Arc::new(AtomicUsize::new(0));
+        let read = |reads: Arc<AtomicUsize>| async move {
+            reads.fetch_add(1, Ordering::SeqCst);
+            Ok(Vec::new())
+        };
+        let count = || reads.load(Ordering::SeqCst);
+        let tick = Instant::now();
+        in_resync_wave(
+            Some(tick),
+            shared.connectors("s", None, || read(reads.clone())),
+        )
+        .await
+        .unwrap();
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        in_resync_wave(
+            Some(tick),
+            shared.connectors("s", None, || read(reads.clone())),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            count(),
+            1,
+            "the wave's list serves it past the usual two seconds"
+        );
+        shared
+            .connectors("s", None, || read(reads.clone()))
+            .await
+            .unwrap();
+        assert_eq!(count(), 2, "outside a wave, the list is too old");
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let next_tick = Instant::now();
+        in_resync_wave(
+            Some(next_tick),
+            shared.connectors("s", None, || read(reads.clone())),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            count(),
+            3,
+            "a list read before the wave's tick does not serve it"
+        );
+        let wrote = Instant::now() + Duration::from_millis(1);
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        in_resync_wave(
+            Some(next_tick),
+            shared.connectors("s", Some(wrote), || read(reads.clone())),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            count(),
+            4,
+            "a writer still needs a list read after its write"
+        );
     }
 }
