@@ -882,12 +882,10 @@ async fn converge(
     let mut domain_names = mb.spec.default_for_domains.clone();
     domain_names.extend(released_domains.iter().cloned());
     let domain_objects = read_domains(&api, after, &domain_names).await?;
-    let shared_from = [accounts.shared_from, domain_objects.shared_from]
-        .into_iter()
-        .flatten()
-        .max();
+    let lists_read = [accounts.shared_from, domain_objects.shared_from];
+    let shared_from = lists_read.into_iter().flatten().max();
     let read_young = ctx.lists_after(&uid).is_some_and(|wrote| {
-        [accounts.shared_from, domain_objects.shared_from]
+        lists_read
             .into_iter()
             .flatten()
             .any(|read_at| read_at < wrote + span)

@@ -579,12 +579,6 @@ impl Context {
             .forget(uid);
     }
 
-    /// The delay until the next resync tick. Every resource resyncs at the same instants, so
-    /// that at rest one read of each shared list of a service (connectors, accounts, domains)
-    /// serves all its resources: the cost of finding drift is per service, not per resource.
-    /// Tick `k` falls at `k` intervals from the controller's start, moved earlier by up to
-    /// 10 % of an interval (a jitter drawn per tick and per process, so that operators do not
-    /// all read OVH at one instant); ticks are 0.9 to 1.1 intervals apart.
     /// The resync tick a reconcile starting now answers, if the resource is at rest
     /// (`at_rest`: its last report is Ready for its generation) and the last tick is less
     /// than a quarter interval (at most 10 s) old: the lists read since that tick serve it
@@ -600,6 +594,12 @@ impl Context {
         (elapsed.saturating_sub(tick) < window).then(|| self.epoch + tick)
     }
 
+    /// The delay until the next resync tick. Every resource resyncs at the same instants, so
+    /// that at rest one read of each shared list of a service (connectors, accounts, domains)
+    /// serves all its resources: the cost of finding drift is per service, not per resource.
+    /// Tick `k` falls at `k` intervals from the controller's start, moved earlier by up to
+    /// 10 % of an interval (a jitter drawn per tick and per process, so that operators do not
+    /// all read OVH at one instant); ticks are 0.9 to 1.1 intervals apart.
     pub fn resync(&self) -> Duration {
         until_next_tick(
             self.epoch.elapsed(),

@@ -247,6 +247,20 @@ pub fn at_rest<K: Resource, S: Report>(obj: &K, status: &S) -> bool {
                 .map(String::as_str)
 }
 
+/// The resync tick `obj`'s reconcile starting now answers, if any (see
+/// [`Context::resync_wave`]), judged on its last report: the one this process wrote, else
+/// `reported`, the one on the object.
+pub fn resync_wave<K: Resource, S: Report + Clone>(
+    ctx: &Context,
+    obj: &K,
+    reported: Option<&S>,
+) -> Option<tokio::time::Instant> {
+    let last: Option<S> = ctx
+        .remembered_status(&obj.uid().unwrap_or_default())
+        .or_else(|| reported.cloned());
+    ctx.resync_wave(last.is_some_and(|s| at_rest(obj, &s)))
+}
+
 impl Report for SendConnectorStatus {
     fn conditions(&self) -> &[Condition] {
         &self.conditions

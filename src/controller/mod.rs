@@ -296,10 +296,7 @@ async fn controllers(
         .run(
             |sc, ctx| {
                 let since = ctx.change_began(&*sc);
-                let reported: Option<crate::crd::SendConnectorStatus> = ctx
-                    .remembered_status(&sc.uid().unwrap_or_default())
-                    .or_else(|| sc.status.clone());
-                let wave = ctx.resync_wave(reported.is_some_and(|s| lifecycle::at_rest(&*sc, &s)));
+                let wave = lifecycle::resync_wave(&ctx, &*sc, sc.status.as_ref());
                 measured(
                     "SendConnector",
                     ctx.clone(),
@@ -323,10 +320,7 @@ async fn controllers(
         .run(
             |mb, ctx| {
                 let since = ctx.change_began(&*mb);
-                let reported: Option<crate::crd::MailboxBindingStatus> = ctx
-                    .remembered_status(&mb.uid().unwrap_or_default())
-                    .or_else(|| mb.status.clone());
-                let wave = ctx.resync_wave(reported.is_some_and(|s| lifecycle::at_rest(&*mb, &s)));
+                let wave = lifecycle::resync_wave(&ctx, &*mb, mb.status.as_ref());
                 measured(
                     "MailboxBinding",
                     ctx.clone(),

@@ -381,20 +381,22 @@ mod tests {
             Ok(Vec::new())
         };
         let count = || reads.load(Ordering::SeqCst);
+        // A reader of the wave of `tick` that needs a list read from `not_before` on.
+        let in_wave = |tick: Instant, not_before: Option<Instant>| {
+            let (shared, reads) = (shared.clone(), reads.clone());
+            async move {
+                in_resync_wave(
+                    Some(tick),
+                    shared.connectors("s", not_before, || read(reads)),
+                )
+                .await
+                .unwrap();
+            }
+        };
         let tick = Instant::now();
-        in_resync_wave(
-            Some(tick),
-            shared.connectors("s", None, || read(reads.clone())),
-        )
-        .await
-        .unwrap();
+        in_wave(tick, None).await;
         tokio::time::sleep(Duration::from_secs(5)).await;
-        in_resync_wave(
-            Some(tick),
-            shared.connectors("s", None, || read(reads.clone())),
-        )
-        .await
-        .unwrap();
+        in_wave(tick, None).await;
         assert_eq!(
             count(),
             1,
@@ -407,12 +409,7 @@ mod tests {
         assert_eq!(count(), 2, "outside a wave, the list is too old");
         tokio::time::sleep(Duration::from_secs(5)).await;
         let next_tick = Instant::now();
-        in_resync_wave(
-            Some(next_tick),
-            shared.connectors("s", None, || read(reads.clone())),
-        )
-        .await
-        .unwrap();
+        in_wave(next_tick, None).await;
         assert_eq!(
             count(),
             3,
@@ -420,12 +417,7 @@ mod tests {
         );
         let wrote = Instant::now() + Duration::from_millis(1);
         tokio::time::sleep(Duration::from_millis(2)).await;
-        in_resync_wave(
-            Some(next_tick),
-            shared.connectors("s", Some(wrote), || read(reads.clone())),
-        )
-        .await
-        .unwrap();
+        in_wave(next_tick, Some(wrote)).await;
         assert_eq!(
             count(),
             4,
