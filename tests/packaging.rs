@@ -36,9 +36,22 @@ const CALLS: &[(&str, &str, &str, &str)] = &[
     ("sendconnector.io", "sendconnectors", "watch", "watcher"),
     ("sendconnector.io", "mailboxbindings", "list", "watcher"),
     ("sendconnector.io", "mailboxbindings", "watch", "watcher"),
-    // src/controller/{connector,binding}.rs: add_finalizer / remove_finalizer (JSON patch).
+    // src/controller/lifecycle.rs: add_finalizer (merge patch guarded by resourceVersion) /
+    // remove_finalizer (JSON patch), and add_finalizer's fresh read after a conflict.
     ("sendconnector.io", "sendconnectors", "patch", "finalizers"),
     ("sendconnector.io", "mailboxbindings", "patch", "finalizers"),
+    (
+        "sendconnector.io",
+        "sendconnectors",
+        "get",
+        "finalizer conflict",
+    ),
+    (
+        "sendconnector.io",
+        "mailboxbindings",
+        "get",
+        "finalizer conflict",
+    ),
     // src/controller/conditions.rs: write_status, server-side apply on /status.
     (
         "sendconnector.io",
@@ -64,8 +77,13 @@ const CALLS: &[(&str, &str, &str, &str)] = &[
     ("events.k8s.io", "events", "patch", "Events (repeats)"),
 ];
 
-/// Calls of [`CALLS`] a scenario may not happen to make (an Event repeating in time).
-const NOT_ALWAYS_SEEN: &[(&str, &str, &str)] = &[("events.k8s.io", "events", "patch")];
+/// Calls of [`CALLS`] a scenario may not happen to make (an Event repeating in time, a
+/// finalizer write racing the watch).
+const NOT_ALWAYS_SEEN: &[(&str, &str, &str)] = &[
+    ("events.k8s.io", "events", "patch"),
+    ("sendconnector.io", "sendconnectors", "get"),
+    ("sendconnector.io", "mailboxbindings", "get"),
+];
 
 /// Paths outside any resource that every authenticated user may read (the
 /// `system:discovery` ClusterRole): no rule needed.

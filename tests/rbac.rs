@@ -73,6 +73,8 @@ async fn the_operator_converges_with_the_shipped_rbac_and_can_do_nothing_else() 
     for (verb, resource) in [
         ("list", "sendconnectors.sendconnector.io"),
         ("watch", "mailboxbindings.sendconnector.io"),
+        ("get", "sendconnectors.sendconnector.io"),
+        ("get", "mailboxbindings.sendconnector.io"),
         ("patch", "sendconnectors.sendconnector.io"),
         ("patch", "mailboxbindings.sendconnector.io/status"),
         ("get", "secrets"),

@@ -57,10 +57,11 @@ name: {{ index $parts 1 }}
 
 {{/* The rules of the operator's own work (the same in a ClusterRole or in each Role). */}}
 {{- define "sendconnector-operator.rules" -}}
-# Its own kinds: watched (list + watch), finalizers added and removed (patch).
+# Its own kinds: watched (list + watch), finalizers added and removed (patch), read afresh
+# when a finalizer write finds the object newer than the watch's copy (get).
 - apiGroups: [sendconnector.io]
   resources: [sendconnectors, mailboxbindings]
-  verbs: [list, watch, patch]
+  verbs: [get, list, watch, patch]
 # Status written by server-side apply.
 - apiGroups: [sendconnector.io]
   resources: [sendconnectors/status, mailboxbindings/status]
